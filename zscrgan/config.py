@@ -1,0 +1,136 @@
+"""Configuration: defaults, per-dataset overrides, a user file, command-line flags.
+
+Layers, each overriding the one before: `configs/default.yml` (every key, with the
+reference's defaults), `configs/<dataset>.yml` if it exists, `--config FILE`, then flags.
+Merging is strict: a key missing from the defaults, or a value of the wrong type, is a
+`ConfigError` naming the key and where it came from.
+"""
+import os
+
+import yaml
+from easydict import EasyDict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(ROOT, "configs")
+DEFAULT_FILE = os.path.join(CONFIG_DIR, "default.yml")
+
+# Keys whose default is null: their type when set.
+_NULLABLE_TYPES = {"dataset": str}
+
+# (key, lowest allowed, inclusive?): what SPEC.md's formulas need to make sense.
+_RANGES = [
+    ("batch_size", 2, True), ("embed_dim", 1, True), ("z_dim", 1, True),
+    ("gf_dim", 1, True), ("df_dim", 1, True), ("epochs", 0, True),
+    ("e_steps", 0, True), ("n_critic", 1, True), ("m_steps", 0, True),
+    ("top_k", 1, True), ("eval_chunk", 1, True), ("clip_val", 0, False),
+    ("discriminator_lr", 0, True), ("generator_lr", 0, True), ("CSEM_lr", 0, True),
+    ("kl_div_coefficient", 0, True), ("mm_reg_coeff", 0, True), ("margin", 0, True),
+]
+
+
+class ConfigError(ValueError):
+    """A bad configuration file or value; the message says which and how to fix it."""
+
+
+def _read_yaml(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path} not found")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of key: value")
+    return data
+
+
+def defaults():
+    """The default configuration (a plain dict) from configs/default.yml."""
+    return _read_yaml(DEFAULT_FILE)
+
+
+def _expected_type(key, default):
+    return _NULLABLE_TYPES.get(key, type(default))
+
+
+def _coerce(key, value, expected, source):
+    """Check `value` against `expected`; ints are accepted where floats are expected."""
+    if value is None and key in _NULLABLE_TYPES:
+        return None
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{source}: key '{key}' must be {expected.__name__}, got {value!r}")
+
+
+def _parse_flag(key, text, expected):
+    """Convert a command-line string to the key's type."""
+    try:
+        if expected is bool:
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        return expected(text)
+    except ValueError:
+        raise ConfigError(f"--{key}: expected {expected.__name__}, got {text!r}")
+
+
+def merge(base, overrides, source):
+    """Return `base` updated with `overrides`, rejecting unknown keys and wrong types."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if key not in base:
+            raise ConfigError(f"{source}: unknown key '{key}' (known keys are in {os.path.relpath(DEFAULT_FILE)})")
+        merged[key] = _coerce(key, value, _expected_type(key, base[key]), source)
+    return merged
+
+
+def validate(cfg):
+    """Range checks; raises ConfigError naming the first bad key."""
+    if not cfg["dataset"]:
+        raise ConfigError("no dataset given: use --dataset NAME")
+    for key, low, inclusive in _RANGES:
+        value = cfg[key]
+        if value < low or (not inclusive and value == low):
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise ConfigError(f"config value {key} = {value!r} is out of range: it must be {bound}")
+
+
+def load_config(dataset=None, config_file=None, flags=None):
+    """Resolve the configuration for one run.
+
+    flags: {key: string from the command line}, applied last.
+    Returns an EasyDict with every key of configs/default.yml.
+    """
+    base = defaults()
+    cfg = dict(base)
+    flags = dict(flags or {})
+    if dataset is not None:
+        flags.setdefault("dataset", dataset)
+    name = flags.get("dataset")
+    if name:
+        dataset_file = os.path.join(CONFIG_DIR, f"{name}.yml")
+        if os.path.isfile(dataset_file):
+            cfg = merge(cfg, _read_yaml(dataset_file), os.path.relpath(dataset_file))
+    if config_file:
+        cfg = merge(cfg, _read_yaml(config_file), config_file)
+    for key, text in flags.items():
+        if key not in base:
+            raise ConfigError(f"--{key}: unknown option")
+        expected = _expected_type(key, base[key])
+        cfg[key] = text if not isinstance(text, str) else _parse_flag(key, text, expected)
+        cfg[key] = _coerce(key, cfg[key], expected, f"--{key}")
+    validate(cfg)
+    return EasyDict(cfg)
+
+
+def dump_config(cfg, path):
+    """Write the resolved configuration as YAML (keys in default.yml's order)."""
+    with open(path, "w") as f:
+        yaml.safe_dump(dict(cfg), f, sort_keys=False)

@@ -1,0 +1,198 @@
+"""Dataset folders (SPEC.md section 1): safe loading, validation, writing.
+
+A folder holds four pickles: `txt_embed_dict.pkl` and `image_embed_dict.pkl`
+({class id: list or 2-D array of vectors}), `trainids.pkl` (seen classes) and
+`testids.pkl` (unseen classes). The published ones are Python 2 pickles.
+"""
+import dataclasses
+import os
+import pickle
+import warnings
+
+import numpy as np
+
+FILES = ("txt_embed_dict.pkl", "image_embed_dict.pkl", "trainids.pkl", "testids.pkl")
+
+# What Python 2 / numpy 1 / numpy 2 pickles of such files may name (TF2-NOTES.md, "Pickles").
+_ALLOWED = {
+    ("__builtin__", "set"), ("builtins", "set"),
+    ("__builtin__", "frozenset"), ("builtins", "frozenset"),
+    ("__builtin__", "long"), ("__builtin__", "unicode"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+}
+_RENAMED = {("__builtin__", "long"): int, ("__builtin__", "unicode"): str}
+
+
+class DatasetError(ValueError):
+    """A missing, unsafe or invalid dataset; the message names the file and the problem."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Admits containers, numbers, strings and numpy arrays/dtypes; refuses everything else."""
+
+    def find_class(self, module, name):
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+        if (module, name) in _RENAMED:
+            return _RENAMED[(module, name)]
+        if module == "_codecs":
+            import codecs
+            return codecs.encode
+        if module.endswith("multiarray"):  # numpy 1 and Python 2 files name numpy.core
+            mod = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+            return getattr(mod, name)
+        if module == "numpy":
+            return getattr(np, name)
+        return getattr(__import__("builtins"), name)
+
+
+def load_pickle(path):
+    """Load one pickle safely (Python 2 files included). Raises DatasetError."""
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path} is missing")
+    try:
+        with open(path, "rb") as f:
+            return _RestrictedUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as e:
+        raise DatasetError(f"{path}: {e} (only containers, numbers, strings and numpy arrays are allowed)")
+    except Exception as e:  # truncated or corrupt files raise many kinds of errors
+        raise DatasetError(f"{path} is not a readable pickle ({type(e).__name__}: {e})")
+
+
+@dataclasses.dataclass
+class Dataset:
+    """A validated dataset.
+
+    text, images: {class id: float32 array (n_c, T) / (n_c, I)}.
+    train_ids, test_ids: class ids (seen / unseen), in file order.
+    """
+    name: str
+    text: dict
+    images: dict
+    train_ids: list
+    test_ids: list
+
+    @property
+    def text_dim(self):
+        return next(iter(self.text.values())).shape[1]
+
+    @property
+    def image_dim(self):
+        return next(iter(self.images.values())).shape[1]
+
+
+def _class_id(value, where):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise DatasetError(f"{where}: class ids must be integers, got {value!r}")
+    return int(value)
+
+
+def _vectors(dict_obj, fname):
+    """{id: list / 2-D array} -> {int id: float32 (n, d)}, one d for the whole file."""
+    if not isinstance(dict_obj, dict):
+        raise DatasetError(f"{fname} must hold a dict of class id -> vectors, got {type(dict_obj).__name__}")
+    out, dim = {}, None
+    for key, value in dict_obj.items():
+        cid = _class_id(key, fname)
+        if not isinstance(value, (list, tuple, np.ndarray)):
+            raise DatasetError(f"{fname}: class {cid} must map to a list or 2-D array, got {type(value).__name__}")
+        try:
+            arr = np.asarray(value, dtype=np.float32)
+        except (ValueError, TypeError):
+            raise DatasetError(f"{fname}: class {cid} holds vectors of different lengths or non-numbers")
+        if arr.ndim == 1 and arr.size == 0:
+            arr = arr.reshape(0, 0)
+        if arr.ndim != 2:
+            raise DatasetError(f"{fname}: class {cid} must hold vectors (a 2-D array), got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise DatasetError(f"{fname}: class {cid} has no vectors")
+        if dim is not None and arr.shape[1] != dim:
+            raise DatasetError(f"{fname}: vectors have different lengths ({dim} and {arr.shape[1]} in class {cid})")
+        dim = arr.shape[1]
+        if not np.all(np.isfinite(arr)):
+            raise DatasetError(f"{fname}: class {cid} holds NaN or infinite values")
+        out[cid] = arr
+    if not out:
+        raise DatasetError(f"{fname} holds no classes")
+    return out
+
+
+def _ids(obj, fname):
+    if isinstance(obj, np.ndarray):
+        obj = obj.ravel().tolist()
+    if not isinstance(obj, (list, tuple, set, frozenset)):
+        raise DatasetError(f"{fname} must hold a list of class ids, got {type(obj).__name__}")
+    ids = [_class_id(v, fname) for v in obj]
+    if not ids:
+        raise DatasetError(f"{fname} holds no class ids")
+    if len(set(ids)) != len(ids):
+        raise DatasetError(f"{fname} lists a class id twice")
+    return ids
+
+
+def validate(text, images, train_ids, test_ids):
+    """SPEC.md section 1 checks on already-converted parts; raises DatasetError."""
+    overlap = sorted(set(train_ids) & set(test_ids))
+    if overlap:
+        raise DatasetError(f"trainids.pkl and testids.pkl share classes {overlap[:10]}: zero-shot needs disjoint splits")
+    for fname, ids in (("trainids.pkl", train_ids), ("testids.pkl", test_ids)):
+        for dname, d in (("txt_embed_dict.pkl", text), ("image_embed_dict.pkl", images)):
+            missing = [c for c in ids if c not in d]
+            if missing:
+                raise DatasetError(f"{fname} lists class {missing[0]} that {dname} does not have")
+
+
+def gallery_warning(dataset, k):
+    """The reference allowed galleries smaller than K; say so instead of failing."""
+    n = sum(len(dataset.images[c]) for c in dataset.test_ids)
+    if n < k:
+        warnings.warn(f"gallery has {n} images, fewer than K = {k}: Prec@{k} uses K' = {n}")
+        return True
+    return False
+
+
+def load_dataset(folder):
+    """Load and validate a dataset folder. Raises DatasetError with a one-line message."""
+    if not os.path.isdir(folder):
+        raise DatasetError(f"dataset folder {folder} not found")
+    for fname in FILES:
+        if not os.path.isfile(os.path.join(folder, fname)):
+            raise DatasetError(f"{os.path.join(folder, fname)} is missing (a dataset folder needs {', '.join(FILES)})")
+    raw = {f: load_pickle(os.path.join(folder, f)) for f in FILES}
+    text = _vectors(raw["txt_embed_dict.pkl"], os.path.join(folder, "txt_embed_dict.pkl"))
+    images = _vectors(raw["image_embed_dict.pkl"], os.path.join(folder, "image_embed_dict.pkl"))
+    train_ids = _ids(raw["trainids.pkl"], os.path.join(folder, "trainids.pkl"))
+    test_ids = _ids(raw["testids.pkl"], os.path.join(folder, "testids.pkl"))
+    try:
+        validate(text, images, train_ids, test_ids)
+    except DatasetError as e:
+        raise DatasetError(f"{folder}: {e}")
+    return Dataset(os.path.basename(os.path.normpath(folder)), text, images, train_ids, test_ids)
+
+
+def save_dataset(folder, text, images, train_ids, test_ids):
+    """Write a dataset folder in the published format (pickle protocol 2).
+
+    text, images: {class id: (n_c, d) array or list of vectors}.
+    """
+    os.makedirs(folder, exist_ok=True)
+    parts = {
+        "txt_embed_dict.pkl": {int(c): np.asarray(v, np.float32) for c, v in text.items()},
+        "image_embed_dict.pkl": {int(c): np.asarray(v, np.float32) for c, v in images.items()},
+        "trainids.pkl": [int(c) for c in train_ids],
+        "testids.pkl": [int(c) for c in test_ids],
+    }
+    for fname, obj in parts.items():
+        with open(os.path.join(folder, fname), "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+
+
+def list_datasets(datasets_dir):
+    """Names of the folders in `datasets_dir` that hold all four files."""
+    if not os.path.isdir(datasets_dir):
+        return []
+    return sorted(d for d in os.listdir(datasets_dir)
+                  if all(os.path.isfile(os.path.join(datasets_dir, d, f)) for f in FILES))

@@ -1,0 +1,135 @@
+"""Evaluation (SPEC.md section 7): rank the unseen gallery for every unseen text, Prec@K.
+
+Queries: every text of every test class (test-id order, then file order); gallery: every
+image of every test class, in the same order. Ranking is by cosine similarity, best
+first, ties to the lower gallery index (what `tf.math.top_k` does).
+"""
+import os
+import pickle
+
+import numpy as np
+import tensorflow as tf
+
+
+def eval_split(dataset):
+    """Stack the test split: (texts (Q, T), query labels (Q,), images (N, I), gallery labels (N,))."""
+    ids = dataset.test_ids
+    texts = np.concatenate([dataset.text[c] for c in ids])
+    q_labels = np.concatenate([np.full(len(dataset.text[c]), c, np.int64) for c in ids])
+    images = np.concatenate([dataset.images[c] for c in ids])
+    g_labels = np.concatenate([np.full(len(dataset.images[c]), c, np.int64) for c in ids])
+    return texts, q_labels, images, g_labels
+
+
+def l2_normalize(x):
+    """x / sqrt(max(sum x^2, 1e-12)) along the last axis (the reference's tf.nn.l2_normalize)."""
+    return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(x), -1, keepdims=True), 1e-12))
+
+
+def top_k_indices(queries, gallery, k, chunk):
+    """Indices (Q, min(k, N)) of each query's best gallery rows by dot product, best first.
+
+    queries (Q, E), gallery (N, E): already normalised. Ranks `chunk` queries at a time,
+    so memory beyond the inputs is chunk x N similarities.
+    """
+    k = min(k, int(gallery.shape[0]))
+    out = []
+    for start in range(0, int(queries.shape[0]), chunk):
+        sims = tf.matmul(queries[start:start + chunk], gallery, transpose_b=True)
+        out.append(tf.math.top_k(sims, k=k, sorted=True).indices.numpy())
+    return np.concatenate(out) if out else np.zeros((0, k), np.int32)
+
+
+def prec_at_k(query_labels, retrieved_labels):
+    """Macro Prec@K: mean over query classes of hits / (K' x queries of the class).
+
+    query_labels (Q,), retrieved_labels (Q, K'). Classes are averaged in sorted order so
+    the same inputs always give the same float.
+    """
+    query_labels = np.asarray(query_labels)
+    retrieved_labels = np.asarray(retrieved_labels)
+    hits = (retrieved_labels == query_labels[:, None]).sum(axis=1)
+    k = retrieved_labels.shape[1]
+    per_class = [hits[query_labels == c].sum() / (k * np.sum(query_labels == c))
+                 for c in np.unique(query_labels)]
+    return float(np.mean(per_class))
+
+
+def map_at_k(query_labels, retrieved_labels, n_relevant):
+    """mAP@K: mean over queries of AP@K = sum_i P@i * rel_i / min(K', R_q).
+
+    query_labels (Q,), retrieved_labels (Q, K'), n_relevant (Q,): gallery images of each
+    query's class (R_q).
+    """
+    rel = (np.asarray(retrieved_labels) == np.asarray(query_labels)[:, None]).astype(np.float64)
+    if rel.shape[0] == 0:
+        return 0.0
+    k = rel.shape[1]
+    precision_at_i = np.cumsum(rel, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at_i * rel).sum(axis=1) / np.minimum(k, np.asarray(n_relevant))
+    return float(np.mean(ap))
+
+
+def dump_records(query_labels, retrieved_labels):
+    """The reference's dump: [{query class id: [K retrieved class ids, best first]}, ...]."""
+    return [{int(q): [int(r) for r in row]} for q, row in zip(query_labels, retrieved_labels)]
+
+
+def prec_from_records(records):
+    """Recompute macro Prec@K from a dump's records."""
+    query_labels = [next(iter(r)) for r in records]
+    retrieved = [next(iter(r.values())) for r in records]
+    return prec_at_k(query_labels, retrieved)
+
+
+def dump_path(results_dir, score):
+    """`<results_dir>/acc<str(score)>.pkl`, as the reference names it."""
+    return os.path.join(results_dir, f"acc{score}.pkl")
+
+
+def write_dump(path, records):
+    """Pickle the records (written to a temporary file, then renamed into place)."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(records, f, protocol=2)
+    os.replace(tmp, path)
+
+
+class Evaluator:
+    """Evaluates the current networks on a dataset's unseen split.
+
+    Holds the split as device tensors and one compiled embedding function, so a round's
+    evaluation is a few compiled calls and one chunked ranking.
+    """
+
+    def __init__(self, dataset, nets, rng, k=50, chunk=1024):
+        texts, self.query_labels, images, self.gallery_labels = eval_split(dataset)
+        self.texts = tf.constant(texts)
+        self.images = tf.constant(images)
+        self.nets, self.rng, self.k, self.chunk = nets, rng, k, chunk
+        self.embed_dim = nets.generator.embed_dim
+        self.z_dim = nets.generator.g1.kernel.shape[0] - self.embed_dim
+
+    @tf.function
+    def _embed_queries(self, t):
+        """F(G(c2, z)) for texts t (n, T), c2 from CA with fresh eps, fresh z (SPEC.md section 7)."""
+        n = tf.shape(t)[0]
+        eps = self.rng.truncated_normal([n, self.embed_dim])
+        z = self.rng.normal([n, self.z_dim])
+        c, _, _ = self.nets.generator.condition(t, eps)
+        return l2_normalize(self.nets.csem(self.nets.generator(c, z)))
+
+    @tf.function
+    def _embed_gallery(self, v):
+        return l2_normalize(self.nets.csem(v))
+
+    def _chunked(self, fn, x):
+        return tf.concat([fn(x[i:i + self.chunk]) for i in range(0, int(x.shape[0]), self.chunk)], 0)
+
+    def evaluate(self):
+        """Returns (Prec@K, records of the dump)."""
+        queries = self._chunked(self._embed_queries, self.texts)
+        gallery = self._chunked(self._embed_gallery, self.images)
+        idx = top_k_indices(queries, gallery, self.k, self.chunk)
+        retrieved = self.gallery_labels[idx]
+        return prec_at_k(self.query_labels, retrieved), dump_records(self.query_labels, retrieved)
