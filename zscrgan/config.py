@@ -62,6 +62,11 @@ def _coerce(key, value, expected, source):
         return None
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is list:
+        if isinstance(value, list) and value and all(
+                isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in value):
+            return value
+        raise ConfigError(f"{source}: key '{key}' must be a non-empty list of positive integers, got {value!r}")
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
         return value
     raise ConfigError(f"{source}: key '{key}' must be {expected.__name__}, got {value!r}")
@@ -76,9 +81,12 @@ def _parse_flag(key, text, expected):
             if text.lower() in ("false", "0", "no"):
                 return False
             raise ValueError
+        if expected is list:
+            return [int(x) for x in text.split(",")]
         return expected(text)
     except ValueError:
-        raise ConfigError(f"--{key}: expected {expected.__name__}, got {text!r}")
+        what = "comma-separated integers" if expected is list else expected.__name__
+        raise ConfigError(f"--{key}: expected {what}, got {text!r}")
 
 
 def merge(base, overrides, source):

@@ -102,11 +102,14 @@ class Evaluator:
     evaluation is a few compiled calls and one chunked ranking.
     """
 
-    def __init__(self, dataset, nets, rng, k=50, chunk=1024):
+    def __init__(self, dataset, nets, rng, k=50, eval_ks=(), chunk=1024):
         texts, self.query_labels, images, self.gallery_labels = eval_split(dataset)
         self.texts = tf.constant(texts)
         self.images = tf.constant(images)
         self.nets, self.rng, self.k, self.chunk = nets, rng, k, chunk
+        self.ks = sorted({k, *eval_ks})
+        classes, counts = np.unique(self.gallery_labels, return_counts=True)
+        self.n_relevant = counts[np.searchsorted(classes, self.query_labels)]
         self.embed_dim = nets.generator.embed_dim
         self.z_dim = nets.generator.g1.kernel.shape[0] - self.embed_dim
 
@@ -127,9 +130,14 @@ class Evaluator:
         return tf.concat([fn(x[i:i + self.chunk]) for i in range(0, int(x.shape[0]), self.chunk)], 0)
 
     def evaluate(self):
-        """Returns (Prec@K, records of the dump)."""
+        """Returns ({prec_at_<k>, map_at_<K>}, records of the K dump).
+
+        The dump's score is metrics[f"prec_at_{K}"], K = self.k.
+        """
         queries = self._chunked(self._embed_queries, self.texts)
         gallery = self._chunked(self._embed_gallery, self.images)
-        idx = top_k_indices(queries, gallery, self.k, self.chunk)
-        retrieved = self.gallery_labels[idx]
-        return prec_at_k(self.query_labels, retrieved), dump_records(self.query_labels, retrieved)
+        retrieved = self.gallery_labels[top_k_indices(queries, gallery, self.ks[-1], self.chunk)]
+        metrics = {f"prec_at_{k}": prec_at_k(self.query_labels, retrieved[:, :k]) for k in self.ks}
+        top = retrieved[:, :self.k]
+        metrics[f"map_at_{self.k}"] = map_at_k(self.query_labels, top, self.n_relevant)
+        return metrics, dump_records(self.query_labels, top)

@@ -1,0 +1,133 @@
+"""ZSCRGAN's EM training (SPEC.md sections 3-5): the updates and the compiled E- and M-steps.
+
+One update = one batch and one optimizer step; `e_step` and `m_step` each run a whole step
+of a round inside one compiled call, drawing batches and noise on the device.
+Shapes: B batch, T text, I image, E embed_dim, Z z_dim.
+"""
+import tensorflow as tf
+
+from zscrgan import losses
+from zscrgan.networks import Networks
+from zscrgan.optimizers import Adam, RMSProp
+from zscrgan.sampler import BatchSampler
+
+
+class ZSCRGAN(tf.Module):
+    """Networks, their optimizers, the batch sampler and the random generator of one run."""
+
+    def __init__(self, cfg, text_dim, image_dim, dataset=None, rng=None):
+        super().__init__(name="zscrgan_model")
+        self.cfg = cfg
+        self.rng = rng if rng is not None else tf.random.Generator.from_seed(cfg.seed)
+        self.nets = Networks(text_dim, image_dim, cfg.embed_dim, cfg.z_dim, cfg.gf_dim,
+                             cfg.df_dim, self.rng)
+        G, D, F = self.nets.generator, self.nets.critic, self.nets.csem
+        self.g_vars, self.d_vars, self.f_vars = (G.trainable_variables, D.trainable_variables,
+                                                 F.trainable_variables)
+        self.opt_d = RMSProp(self.d_vars, cfg.discriminator_lr, name="critic_rmsprop")
+        self.opt_g = RMSProp(self.g_vars, cfg.generator_lr, name="generator_rmsprop")
+        self.opt_f = Adam(self.f_vars, cfg.CSEM_lr, name="csem_adam")
+        self.sampler = BatchSampler(dataset, cfg.batch_size, self.rng) if dataset else None
+        self.e_step = tf.function(self._e_step, jit_compile=cfg.jit_compile)
+        self.m_step = tf.function(self._m_step, jit_compile=cfg.jit_compile)
+
+    # --- one batch -------------------------------------------------------------------
+
+    def noise(self):
+        """Fresh noise for one batch: eps, eps_w (B, E) truncated normal; z, z1 (B, Z) normal."""
+        B, E, Z = self.cfg.batch_size, self.cfg.embed_dim, self.cfg.z_dim
+        return (self.rng.truncated_normal([B, E]), self.rng.truncated_normal([B, E]),
+                self.rng.normal([B, Z]), self.rng.normal([B, Z]))
+
+    def generate(self, t, eps, z):
+        """CA then G: t (B, T) -> f (B, I), c (B, E), mu (B, E), log_sigma (B, E)."""
+        c, mu, log_sigma = self.nets.generator.condition(t, eps)
+        return self.nets.generator(c, z), c, mu, log_sigma
+
+    def losses(self, v, t, eps, eps_w, z, z1):
+        """All losses of SPEC.md section 3 for one batch; v (B, I), t (B, T).
+
+        Returns {d_loss, g_loss, csem_loss, kl_loss, mm}, each a scalar.
+        """
+        cfg, D, F = self.cfg, self.nets.critic, self.nets.csem
+        v_w, t_w = tf.roll(v, 1, axis=0), tf.roll(t, 1, axis=0)
+        f, c1, mu1, s1 = self.generate(t, eps, z)
+        fw, _, mu2, s2 = self.generate(t_w, eps_w, z1)
+        d_fake = D(f, t)
+        l_c = losses.csem_loss(F(f), c1, F(fw))
+        mm = losses.margin_term(f, v, v_w, cfg.margin)
+        kl1, kl2 = losses.kl_loss(mu1, s1), losses.kl_loss(mu2, s2)
+        return {
+            "d_loss": losses.critic_loss(d_fake, D(v_w, t), D(v, t)),
+            "g_loss": losses.generator_loss(d_fake, l_c, mm, kl1, kl2, cfg.mm_reg_coeff,
+                                            cfg.kl_div_coefficient),
+            "csem_loss": l_c,
+            "kl_loss": (kl1 + kl2) / 2.0,
+            "mm": mm,
+        }
+
+    # --- the three updates (SPEC.md section 4) ---------------------------------------
+
+    def critic_update(self, v, t, f):
+        """One RMSProp step on L_D over the critic, then clip every critic variable.
+
+        f (B, I): G's output for this batch (G is fixed during critic updates).
+        Returns L_D before the step.
+        """
+        D = self.nets.critic
+        with tf.GradientTape() as tape:
+            d_loss = losses.critic_loss(D(f, t), D(tf.roll(v, 1, axis=0), t), D(v, t))
+        self.opt_d.apply(tape.gradient(d_loss, self.d_vars), self.d_vars)
+        for var in self.d_vars:
+            var.assign(tf.clip_by_value(var, -self.cfg.clip_val, self.cfg.clip_val))
+        return d_loss
+
+    def generator_update(self, v, t, eps, eps_w, z, z1):
+        """One RMSProp step on L_G over CA + G. Returns the losses before the step."""
+        with tf.GradientTape() as tape:
+            out = self.losses(v, t, eps, eps_w, z, z1)
+        self.opt_g.apply(tape.gradient(out["g_loss"], self.g_vars), self.g_vars)
+        return out
+
+    def csem_update(self, f, c, fw):
+        """One Adam step on L_C over the CSEM; f, fw (B, I) and c (B, E) from the fixed G."""
+        F = self.nets.csem
+        with tf.GradientTape() as tape:
+            l_c = losses.csem_loss(F(f), c, F(fw))
+        self.opt_f.apply(tape.gradient(l_c, self.f_vars), self.f_vars)
+        return l_c
+
+    # --- compiled steps (SPEC.md section 5) ------------------------------------------
+
+    def _e_step(self, e_steps, n_critic):
+        """e_steps x (n_critic critic updates, 1 generator update); returns mean losses."""
+        d_sum, g_sum, kl_sum = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        for _ in tf.range(e_steps):
+            for _ in tf.range(n_critic):
+                v, t, _ = self.sampler.sample()
+                eps, _, z, _ = self.noise()
+                f, _, _, _ = self.generate(t, eps, z)
+                d_sum += self.critic_update(v, t, f)
+            v, t, _ = self.sampler.sample()
+            out = self.generator_update(v, t, *self.noise())
+            g_sum += out["g_loss"]
+            kl_sum += out["kl_loss"]
+        n_g = tf.cast(tf.maximum(e_steps, 1), tf.float32)
+        return {"d_loss": d_sum / (n_g * tf.cast(n_critic, tf.float32)),
+                "g_loss": g_sum / n_g, "kl_loss": kl_sum / n_g}
+
+    def _m_step(self, m_steps):
+        """m_steps CSEM updates; returns the mean CSEM loss."""
+        total = tf.constant(0.0)
+        for _ in tf.range(m_steps):
+            v, t, _ = self.sampler.sample()
+            eps, eps_w, z, z1 = self.noise()
+            f, c1, _, _ = self.generate(t, eps, z)
+            fw, _, _, _ = self.generate(tf.roll(t, 1, axis=0), eps_w, z1)
+            total += self.csem_update(f, c1, fw)
+        return {"csem_loss": total / tf.cast(tf.maximum(m_steps, 1), tf.float32)}
+
+    def all_finite(self):
+        """True when every variable of the three networks is finite."""
+        return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
+                                   for v in self.nets.trainable_variables]))
