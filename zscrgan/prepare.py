@@ -1,0 +1,469 @@
+"""Dataset preparation: native dataset folders (SPEC.md section 1) from what researchers have.
+
+    python -m zscrgan.prepare gbu --res101 res101.mat --att-splits att_splits.mat --out datasets/AWA2
+    python -m zscrgan.prepare arrays --images X.npy --image-labels y.npy --texts T.npy \\
+        --text-labels t.npy --unseen 3,7,9 --out datasets/MINE
+    python -m zscrgan.prepare synthetic --like CUB --out datasets/SYN_CUB
+    python -m zscrgan.prepare check datasets/CUB
+
+A command writes into a hidden temporary folder beside --out, checks it with the
+project's own loader, then renames it into place: a failed run leaves --out as it was.
+An existing non-empty --out is refused; --force replaces it, but only when it is a
+dataset folder (nothing in it but the four pickles). Bad input is one line on stderr
+and exit status 2.
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+from zscrgan import synthetic
+from zscrgan.config import defaults
+from zscrgan.data import FILES, DatasetError, load_dataset, save_dataset, validate
+
+
+# ---------------------------------------------------------------- reading inputs
+
+def _is_hdf5(path):
+    with open(path, "rb") as f:
+        head = f.read(520)
+    return head.startswith(b"MATLAB 7.3") or b"\x89HDF\r\n\x1a\n" in (head[:8], head[512:520])
+
+
+def read_mat(path, required, optional=()):
+    """The named variables of a MATLAB v5/v7 file: {name: array}. Raises DatasetError."""
+    import scipy.io
+
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path} not found")
+    name = os.path.basename(path)
+    if _is_hdf5(path):
+        raise DatasetError(
+            f"{path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read: re-save it as v7 "
+            f"(MATLAB or Octave: load('{name}'); save('-v7', '{name}')) and run again")
+    try:
+        found = {v[0] for v in scipy.io.whosmat(path)}
+        wanted = [v for v in (*required, *optional) if v in found]
+        data = scipy.io.loadmat(path, variable_names=wanted) if wanted else {}
+    except NotImplementedError:  # scipy's own v7.3 detection
+        raise DatasetError(f"{path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read: re-save it as v7")
+    except Exception as e:
+        raise DatasetError(f"{path} is not a readable MATLAB file ({type(e).__name__}: {e})")
+    missing = [v for v in required if v not in data]
+    if missing:
+        has = ", ".join(sorted(found)) or "nothing"
+        raise DatasetError(f"{path} has no variable '{missing[0]}' (it holds {has}): is it the right file?")
+    return {k: data[k] for k in wanted}
+
+
+def read_array(spec, what):
+    """A numeric array from `.npy`, `.npz` (one array, or `FILE.npz:KEY`) or `.csv`."""
+    path, key = spec, None
+    head, sep, tail = spec.rpartition(":")
+    if sep and head.lower().endswith(".npz"):
+        path, key = head, tail
+    if not os.path.isfile(path):
+        raise DatasetError(f"{what}: {path} not found")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if key is None and len(z.files) != 1:
+                    raise DatasetError(f"{what}: {path} holds arrays {z.files}: name one as {path}:KEY")
+                key = z.files[0] if key is None else key
+                if key not in z.files:
+                    raise DatasetError(f"{what}: {path} has no array '{key}' (it holds {z.files})")
+                arr = z[key]
+        elif ext == ".csv":
+            arr = _read_csv(path)
+        else:
+            raise DatasetError(f"{what}: {path} must be a .npy, .npz or .csv file")
+    except DatasetError:
+        raise
+    except ValueError as e:
+        raise DatasetError(f"{what}: {path} is not a plain numeric array ({e})")
+    except Exception as e:
+        raise DatasetError(f"{what}: cannot read {path} ({type(e).__name__}: {e})")
+    if arr.dtype.kind not in "iuf":
+        raise DatasetError(f"{what}: {spec} must hold numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def _read_csv(path):
+    """Comma-separated numbers, one row a line, with or without one header line."""
+    try:
+        return np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError:
+        return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
+
+
+def _labels(arr, what):
+    """Integer class labels, shape (n,), from a (n,), (n, 1) or (1, n) array."""
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise DatasetError(f"{what} must be a list of class labels, got shape {arr.shape}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+        raise DatasetError(f"{what} must hold whole-number class labels")
+    return arr.astype(np.int64)
+
+
+def _matrix(arr, what):
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise DatasetError(f"{what} must be a non-empty 2-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise DatasetError(f"{what} holds NaN or infinite values")
+    return arr
+
+
+def _id_list(text, what):
+    """'3,7,9' -> [3, 7, 9]."""
+    try:
+        ids = [int(tok) for tok in text.split(",") if tok.strip()]
+    except ValueError:
+        raise DatasetError(f"{what} must be class ids separated by commas, like 3,7,9; got {text!r}")
+    if not ids:
+        raise DatasetError(f"{what} lists no class ids")
+    return ids
+
+
+def _group(rows, labels, ids):
+    """{id: rows whose label is id, in file order}. rows (n, d), labels (n,)."""
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    out = {}
+    for c in ids:
+        lo, hi = np.searchsorted(sorted_labels, [c, c + 1])
+        out[int(c)] = np.asarray(rows[order[lo:hi]], np.float32)
+    return out
+
+
+# ---------------------------------------------------------------- converters
+
+def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
+    """xlsa17 ("GBU", Xian et al. CVPR 2017) files -> (text, images, train_ids, test_ids, notes).
+
+    res101.mat: features (I, N) - columns are images; labels (N, 1), 1-based classes.
+    att_splits.mat: att / original_att (A, C) - columns are classes; trainval_loc,
+    test_seen_loc, test_unseen_loc - 1-based image indexes. Output class ids are label - 1.
+    text_embeddings: optional .npz with `texts` (M, T) and `labels` (M,), 1-based like res101's.
+    """
+    r = read_mat(res101, ["features", "labels"])
+    a = read_mat(att_splits, ["trainval_loc", "test_seen_loc", "test_unseen_loc"], ["att", "original_att"])
+    rname, aname = os.path.basename(res101), os.path.basename(att_splits)
+    if semantic not in a:
+        hint = " (FLO's files have only att, its 1024-d sentence embeddings)" if semantic == "original_att" else ""
+        raise DatasetError(f"{att_splits} has no variable '{semantic}'{hint}: use --semantic att or original_att")
+    features = _matrix(r["features"], f"{rname}: features")
+    labels = _labels(r["labels"], f"{rname}: labels")
+    sem = _matrix(a[semantic], f"{aname}: {semantic}")
+    n_images, n_classes = features.shape[1], sem.shape[1]
+    if len(labels) != n_images:
+        raise DatasetError(f"{rname}: labels has {len(labels)} entries but features has {n_images} columns "
+                           f"(features must be feature-dim x images, as in xlsa17)")
+    bad = labels[(labels < 1) | (labels > n_classes)]
+    if bad.size:
+        raise DatasetError(f"{rname}: label {bad[0]} is outside 1..{n_classes} ({aname}'s {semantic} "
+                           f"has {n_classes} columns, one per class)")
+
+    locs = {}
+    for name in ("trainval_loc", "test_seen_loc", "test_unseen_loc"):
+        loc = _labels(np.asarray(a[name]).reshape(-1), f"{aname}: {name}") if np.size(a[name]) else np.zeros(0, np.int64)
+        out = loc[(loc < 1) | (loc > n_images)]
+        if out.size:
+            raise DatasetError(f"{aname}: {name} holds image index {out[0]}, outside 1..{n_images} "
+                               f"(the images of {rname}): are the two files from the same dataset?")
+        locs[name] = loc - 1
+    seen = np.unique(labels[locs["trainval_loc"]])
+    unseen = np.unique(labels[locs["test_unseen_loc"]])
+    if not seen.size or not unseen.size:
+        empty = "trainval_loc" if not seen.size else "test_unseen_loc"
+        raise DatasetError(f"{aname}: {empty} is empty, so there are no {'seen' if empty == 'trainval_loc' else 'unseen'} classes")
+    both = np.intersect1d(seen, unseen)
+    if both.size:
+        raise DatasetError(f"{aname}: classes {both[:10].tolist()} (1-based labels) are in both trainval_loc and "
+                           f"test_unseen_loc; zero-shot needs disjoint seen and unseen classes")
+    stray = np.setdiff1d(labels[locs["test_seen_loc"]], seen)
+    if stray.size:
+        raise DatasetError(f"{aname}: test_seen_loc holds images of class {stray[0]}, which is not a seen "
+                           f"class (no image of it is in trainval_loc)")
+
+    used = np.concatenate([seen, unseen])
+    images = _group(features.T, labels, used)
+    if text_embeddings:
+        text = _text_embeddings(text_embeddings, used, n_classes)
+    else:
+        text = {int(c): sem[:, c - 1][None, :].astype(np.float32) for c in used}
+    shift = lambda d: {c - 1: v for c, v in d.items()}
+    notes = []
+    dropped = int(np.sum(~np.isin(labels, used)))
+    if dropped:
+        notes.append(f"left out {dropped} images of {n_classes - used.size} classes in neither split")
+    return shift(text), shift(images), sorted(int(c) - 1 for c in seen), sorted(int(c) - 1 for c in unseen), notes
+
+
+def _text_embeddings(path, used, n_classes):
+    """{1-based class: (n_c, T)} from an .npz holding `texts` (M, T) and `labels` (M,)."""
+    name = os.path.basename(path)
+    texts = _matrix(read_array(f"{path}:texts", "--text-embeddings"), f"{name}: texts")
+    labels = _labels(read_array(f"{path}:labels", "--text-embeddings"), f"{name}: labels")
+    if len(labels) != len(texts):
+        raise DatasetError(f"{name}: labels has {len(labels)} entries but texts has {len(texts)} rows")
+    bad = labels[(labels < 1) | (labels > n_classes)]
+    if bad.size:
+        raise DatasetError(f"{name}: label {bad[0]} is outside 1..{n_classes} (labels are 1-based, as in res101.mat)")
+    missing = np.setdiff1d(used, labels)
+    if missing.size:
+        raise DatasetError(f"{name}: class {missing[0]} (1-based) has no text embeddings; every seen and unseen class needs one")
+    return _group(texts, labels, used)
+
+
+def convert_arrays(images, image_labels, texts, text_labels, unseen, seen=None):
+    """Feature arrays + label arrays -> (text, images, train_ids, test_ids, notes).
+
+    images (N, I) with image_labels (N,); texts (M, T) with text_labels (M,); class ids
+    are kept as given. unseen, seen: lists of ids; seen defaults to every other class.
+    """
+    x = _matrix(images, "--images")
+    y = _labels(image_labels, "--image-labels")
+    t = _matrix(texts, "--texts")
+    tl = _labels(text_labels, "--text-labels")
+    if len(y) != len(x):
+        raise DatasetError(f"--image-labels has {len(y)} labels but --images has {len(x)} rows; they must match")
+    if len(tl) != len(t):
+        raise DatasetError(f"--text-labels has {len(tl)} labels but --texts has {len(t)} rows; they must match")
+    all_ids = np.union1d(y, tl)
+    seen_given = seen is not None
+    if not seen_given:
+        seen = [int(c) for c in all_ids if c not in set(unseen)]
+    both = sorted(set(seen) & set(unseen))
+    if both:
+        raise DatasetError(f"classes {both[:10]} are in both --seen and --unseen; zero-shot needs them disjoint")
+    if not seen:
+        raise DatasetError("no seen classes are left: --unseen must leave some classes for training")
+    has_img, has_txt = set(y.tolist()), set(tl.tolist())
+    for c in [*seen, *unseen]:
+        if c not in has_img or c not in has_txt:
+            lacks, has = ("images", "texts") if c not in has_img else ("texts", "images")
+            which = "--unseen" if c in unseen else ("--seen" if seen_given else "the labels")
+            raise DatasetError(f"class {c} (from {which}) has no {lacks}"
+                               + (f" but has {has}" if (c in has_img or c in has_txt) else "")
+                               + ": every class needs both, or leave it out with --seen")
+    used = sorted(set(seen) | set(unseen))
+    notes = []
+    dropped = [int(c) for c in all_ids if c not in set(used)]
+    if dropped:
+        notes.append(f"left out classes {dropped[:10]}{' ...' if len(dropped) > 10 else ''} (in neither --seen nor --unseen)")
+    return _group(t, tl, used), _group(x, y, used), sorted(seen), sorted(unseen), notes
+
+
+# ---------------------------------------------------------------- writing
+
+def check_out(out, force):
+    """Refuse an --out that holds anything but (with --force) a dataset folder."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise DatasetError(f"--out {out} is a file; give a folder path")
+    entries = os.listdir(out) if os.path.isdir(out) else []
+    if not entries:
+        return
+    if not force:
+        raise DatasetError(f"--out {out} already exists and is not empty: choose another folder, "
+                           f"or pass --force to replace the dataset in it")
+    others = sorted(set(entries) - set(FILES))
+    if others:
+        raise DatasetError(f"--out {out} holds files other than a dataset's four pickles ({', '.join(others[:5])}); "
+                           f"--force only replaces a dataset folder: choose another folder")
+
+
+def write_dataset(out, text, images, train_ids, test_ids, force=False):
+    """Write a validated dataset folder at `out`, atomically. Returns the loaded Dataset."""
+    validate(text, images, train_ids, test_ids)
+    check_out(out, force)
+    out = os.path.abspath(out)
+    parent, name = os.path.split(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would otherwise stay on the dataset folder
+        save_dataset(tmp, text, images, train_ids, test_ids)
+        try:
+            dataset = load_dataset(tmp)
+        except DatasetError as e:
+            raise DatasetError(str(e).replace(tmp, out))
+        _move_into_place(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    dataset.name = name
+    return dataset
+
+
+def _move_into_place(tmp, out):
+    if not os.path.isdir(out):
+        os.rename(tmp, out)
+        return
+    if not os.listdir(out):
+        os.rmdir(out)
+        os.rename(tmp, out)
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
+    os.rmdir(old)
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- summary and check
+
+def _spread(counts):
+    return f"{min(counts)}/{np.mean(counts):.1f}/{max(counts)}"
+
+
+def problems(dataset):
+    """Things a valid dataset may still get wrong for this model, one sentence each."""
+    found = []
+    used = set(dataset.train_ids) | set(dataset.test_ids)
+    for fname, d in (("txt_embed_dict.pkl", dataset.text), ("image_embed_dict.pkl", dataset.images)):
+        extra = sorted(set(d) - used)
+        if extra:
+            found.append(f"{fname} has {len(extra)} classes in neither split (training ignores them): {extra[:10]}")
+    gallery = sum(len(dataset.images[c]) for c in dataset.test_ids)
+    k = defaults()["top_k"]
+    if gallery < k:
+        found.append(f"the unseen gallery has {gallery} images, fewer than K = {k}: Prec@{k} uses K' = {gallery}")
+    if len(dataset.train_ids) < 2:
+        found.append("only one seen class: a batch's 'wrong' pairs are then of the same class")
+    img_min = min(float(v.min()) for v in dataset.images.values())
+    if img_min < 0:
+        found.append(f"image features go down to {img_min:.4g}, but the generator ends in a ReLU and "
+                     f"only makes values >= 0 (ResNet features are >= 0)")
+    for label, d in (("text", dataset.text), ("image", dataset.images)):
+        zeros = sum(int(np.sum(~v.any(axis=1))) for v in d.values())
+        if zeros:
+            found.append(f"{zeros} {label} vectors are all zeros (cosine similarity is undefined for them)")
+    return found
+
+
+def summary(dataset, path):
+    """A table of what the folder holds: classes, split, counts, dimensions, value ranges, problems."""
+    rows = [("", "seen (train)", "unseen (test)")]
+    split = (dataset.train_ids, dataset.test_ids)
+    rows.append(("classes", *(str(len(ids)) for ids in split)))
+    for label, d in (("texts", dataset.text), ("images", dataset.images)):
+        counts = [[len(d[c]) for c in ids] for ids in split]
+        rows.append((label, *(str(sum(n)) for n in counts)))
+        rows.append(("  per class (min/mean/max)", *(_spread(n) for n in counts)))
+    width = max(len(r[0]) for r in rows)
+    lines = [path] + [f"  {r[0]:<{width}}{r[1]:>16}{r[2]:>16}" for r in rows]
+    for label, d in (("text", dataset.text), ("image", dataset.images)):
+        stack = np.concatenate(list(d.values()))
+        lines.append(f"  {label:<6} {stack.shape[1]}-d, values in [{stack.min():.4g}, {stack.max():.4g}], "
+                     f"mean {stack.mean():.4g}")
+    found = problems(dataset)
+    lines.append("  problems: " + ("none" if not found else f"{len(found)}"))
+    lines += [f"    - {p}" for p in found]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- command line
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def _parser():
+    p = _Parser(prog="python -m zscrgan.prepare",
+                description="Write a native dataset folder (four pickles) from other formats, or check one.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{gbu,arrays,synthetic,check}")
+
+    def out_args(s):
+        s.add_argument("--out", required=True, help="dataset folder to write; its name is the --dataset name")
+        s.add_argument("--force", action="store_true", help="replace --out if it already holds a dataset")
+
+    g = sub.add_parser("gbu", help="xlsa17 / 'GBU' files (AWA1, AWA2, CUB, SUN, APY, FLO)")
+    g.add_argument("--res101", required=True, help="res101.mat: features (dim x images), labels (1-based)")
+    g.add_argument("--att-splits", required=True, help="att_splits.mat: att / original_att, *_loc splits")
+    g.add_argument("--semantic", choices=("att", "original_att"), default="att",
+                   help="class vector used as the text embedding (default: att)")
+    g.add_argument("--text-embeddings", metavar="FILE.npz",
+                   help="several text embeddings a class instead: arrays texts (M x T), labels (M, 1-based)")
+    out_args(g)
+
+    a = sub.add_parser("arrays", help="your own feature arrays (.npy, .npz, .npz:KEY or .csv)")
+    a.add_argument("--images", required=True, help="image features, images x dim")
+    a.add_argument("--image-labels", required=True, help="class id of each image row")
+    a.add_argument("--texts", required=True, help="text embeddings, texts x dim")
+    a.add_argument("--text-labels", required=True, help="class id of each text row")
+    a.add_argument("--unseen", required=True, help="unseen (test) class ids, comma-separated: 3,7,9")
+    a.add_argument("--seen", help="seen (train) class ids; default: every other class")
+    out_args(a)
+
+    s = sub.add_parser("synthetic", help="a deterministic synthetic dataset shaped like a paper dataset")
+    s.add_argument("--like", required=True, choices=sorted(synthetic.PROFILES))
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--noise", type=float, default=1.0, help="scales all per-sample noise (default 1.0)")
+    s.add_argument("--images-per-class", type=int, help="mean images a class (default: the profile's)")
+    s.add_argument("--texts-per-class", type=int, help="mean texts a class (default: the profile's)")
+    out_args(s)
+
+    c = sub.add_parser("check", help="validate a dataset folder and summarise it (exit 2 if invalid)")
+    c.add_argument("folder")
+    return p
+
+
+def _convert(args):
+    if args.command == "gbu":
+        return convert_gbu(args.res101, args.att_splits, args.semantic, args.text_embeddings)
+    if args.command == "arrays":
+        unseen = _id_list(args.unseen, "--unseen")
+        seen = _id_list(args.seen, "--seen") if args.seen else None
+        return convert_arrays(read_array(args.images, "--images"), read_array(args.image_labels, "--image-labels"),
+                              read_array(args.texts, "--texts"), read_array(args.text_labels, "--text-labels"),
+                              unseen, seen)
+    if not (args.noise >= 0 and np.isfinite(args.noise)):
+        raise DatasetError(f"--noise must be a number >= 0, got {args.noise}")
+    for flag in ("images_per_class", "texts_per_class"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise DatasetError(f"--{flag.replace('_', '-')} must be at least 1")
+    return (*synthetic.generate(args.like, args.seed, args.noise, args.images_per_class, args.texts_per_class), [])
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            print(summary(load_dataset(args.folder), args.folder))
+            return 0
+        check_out(args.out, args.force)
+        text, images, train_ids, test_ids, notes = _convert(args)
+        dataset = write_dataset(args.out, text, images, train_ids, test_ids, args.force)
+    except DatasetError as e:
+        sys.stderr.write(f"prepare {args.command}: error: {e}\n")
+        return 2
+    except OSError as e:
+        sys.stderr.write(f"prepare {args.command}: error: {e.filename or ''}: {e.strerror or e}\n")
+        return 2
+    print(f"wrote {args.out}")
+    print(summary(dataset, args.out))
+    for note in notes:
+        print(f"  note: {note}")
+    parent = os.path.dirname(os.path.normpath(args.out)) or "."
+    flag = "" if os.path.abspath(parent) == os.path.abspath("datasets") else f" --datasets_dir {parent}"
+    print(f"train with: python run_exp.py --dataset {os.path.basename(os.path.normpath(args.out))}{flag}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
