@@ -43,7 +43,7 @@ def read_mat(path, required, optional=()):
     if _is_hdf5(path):
         raise DatasetError(
             f"{path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read: re-save it as v7 "
-            f"(MATLAB or Octave: load('{name}'); save('-v7', '{name}')) and run again")
+            f"(MATLAB or Octave: load('{name}'); save('{name}', '-v7')) and run again")
     try:
         found = {v[0] for v in scipy.io.whosmat(path)}
         wanted = [v for v in (*required, *optional) if v in found]
@@ -157,8 +157,11 @@ def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
     a = read_mat(att_splits, ["trainval_loc", "test_seen_loc", "test_unseen_loc"], ["att", "original_att"])
     rname, aname = os.path.basename(res101), os.path.basename(att_splits)
     if semantic not in a:
+        other = "att" if semantic == "original_att" else "original_att"
+        if other not in a:
+            raise DatasetError(f"{att_splits} has neither att nor original_att: is it an xlsa17 att_splits.mat?")
         hint = " (FLO's files have only att, its 1024-d sentence embeddings)" if semantic == "original_att" else ""
-        raise DatasetError(f"{att_splits} has no variable '{semantic}'{hint}: use --semantic att or original_att")
+        raise DatasetError(f"{att_splits} has no variable '{semantic}'{hint}: use --semantic {other}")
     features = _matrix(r["features"], f"{rname}: features")
     labels = _labels(r["labels"], f"{rname}: labels")
     sem = _matrix(a[semantic], f"{aname}: {semantic}")
@@ -181,9 +184,9 @@ def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
         locs[name] = loc - 1
     seen = np.unique(labels[locs["trainval_loc"]])
     unseen = np.unique(labels[locs["test_unseen_loc"]])
-    if not seen.size or not unseen.size:
-        empty = "trainval_loc" if not seen.size else "test_unseen_loc"
-        raise DatasetError(f"{aname}: {empty} is empty, so there are no {'seen' if empty == 'trainval_loc' else 'unseen'} classes")
+    for loc, classes, kind in (("trainval_loc", seen, "seen"), ("test_unseen_loc", unseen, "unseen")):
+        if not classes.size:
+            raise DatasetError(f"{aname}: {loc} is empty, so there are no {kind} classes")
     both = np.intersect1d(seen, unseen)
     if both.size:
         raise DatasetError(f"{aname}: classes {both[:10].tolist()} (1-based labels) are in both trainval_loc and "
@@ -203,7 +206,8 @@ def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
     notes = []
     dropped = int(np.sum(~np.isin(labels, used)))
     if dropped:
-        notes.append(f"left out {dropped} images of {n_classes - used.size} classes in neither split")
+        k = np.unique(labels[~np.isin(labels, used)]).size
+        notes.append(f"left out {dropped} images of {k} class{'es' if k > 1 else ''} in neither split")
     return shift(text), shift(images), sorted(int(c) - 1 for c in seen), sorted(int(c) - 1 for c in unseen), notes
 
 
@@ -248,12 +252,14 @@ def convert_arrays(images, image_labels, texts, text_labels, unseen, seen=None):
         raise DatasetError("no seen classes are left: --unseen must leave some classes for training")
     has_img, has_txt = set(y.tolist()), set(tl.tolist())
     for c in [*seen, *unseen]:
-        if c not in has_img or c not in has_txt:
-            lacks, has = ("images", "texts") if c not in has_img else ("texts", "images")
-            which = "--unseen" if c in unseen else ("--seen" if seen_given else "the labels")
-            raise DatasetError(f"class {c} (from {which}) has no {lacks}"
-                               + (f" but has {has}" if (c in has_img or c in has_txt) else "")
-                               + ": every class needs both, or leave it out with --seen")
+        if c in has_img and c in has_txt:
+            continue
+        if c not in has_img and c not in has_txt:
+            raise DatasetError(f"{'--unseen' if c in unseen else '--seen'} lists class {c}, which has "
+                               f"no images and no texts in the label files")
+        has, lacks = ("texts", "images") if c not in has_img else ("images", "texts")
+        way = "take it out of --unseen" if c in unseen else "leave it out with --seen"
+        raise DatasetError(f"class {c} has {has} but no {lacks}: every class needs both; add some or {way}")
     used = sorted(set(seen) | set(unseen))
     notes = []
     dropped = [int(c) for c in all_ids if c not in set(used)]
@@ -455,8 +461,7 @@ def main(argv=None):
     except OSError as e:
         sys.stderr.write(f"prepare {args.command}: error: {e.filename or ''}: {e.strerror or e}\n")
         return 2
-    print(f"wrote {args.out}")
-    print(summary(dataset, args.out))
+    print(summary(dataset, f"wrote {args.out}"))
     for note in notes:
         print(f"  note: {note}")
     parent = os.path.dirname(os.path.normpath(args.out)) or "."
