@@ -18,16 +18,21 @@ _ALLOWED = {
     ("__builtin__", "set"), ("builtins", "set"),
     ("__builtin__", "frozenset"), ("builtins", "frozenset"),
     ("__builtin__", "long"), ("__builtin__", "unicode"),
+    ("__builtin__", "bytes"), ("builtins", "bytes"),  # empty buffers in protocol-2 files
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("_codecs", "encode"),
 }
-_RENAMED = {("__builtin__", "long"): int, ("__builtin__", "unicode"): str}
+_RENAMED = {("__builtin__", "long"): int, ("__builtin__", "unicode"): str, ("__builtin__", "bytes"): bytes}
 
 
 class DatasetError(ValueError):
     """A missing, unsafe or invalid dataset; the message names the file and the problem."""
+
+
+class _Refused(pickle.UnpicklingError):
+    pass
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -35,7 +40,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+            raise _Refused(f"refused to load {module}.{name}")
         if (module, name) in _RENAMED:
             return _RENAMED[(module, name)]
         if module == "_codecs":
@@ -56,7 +61,7 @@ def load_pickle(path):
     try:
         with open(path, "rb") as f:
             return _RestrictedUnpickler(f, encoding="latin1").load()
-    except pickle.UnpicklingError as e:
+    except _Refused as e:
         raise DatasetError(f"{path}: {e} (only containers, numbers, strings and numpy arrays are allowed)")
     except Exception as e:  # truncated or corrupt files raise many kinds of errors
         raise DatasetError(f"{path} is not a readable pickle ({type(e).__name__}: {e})")

@@ -41,10 +41,14 @@ class BatchSampler(tf.Module):
             extra = self._permutation(C)[:B % C]
             classes = tf.concat([tf.tile(tf.range(C), [B // C]), extra], 0)
             return tf.gather(classes, self._permutation(B))
-        if self.cursor + B > C:
+
+        def reshuffle():
             self.order.assign(self._permutation(C))
             self.cursor.assign(0)
-        classes = tf.slice(self.order, [self.cursor], [B])  # static length, for XLA
+            return tf.constant(True)
+
+        tf.cond(self.cursor + B > C, reshuffle, lambda: tf.constant(False))
+        classes = tf.gather(self.order, self.cursor + tf.range(B))  # static length, for XLA
         self.cursor.assign_add(B)
         return classes
 

@@ -1,0 +1,93 @@
+import glob
+import os
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from zscrgan import config as config_lib
+from zscrgan.config import ConfigError, load_config
+
+
+def test_defaults_are_the_reference_flags():
+    d = config_lib.defaults()
+    expected = {"batch_size": 32, "gf_dim": 2048, "df_dim": 1024, "embed_dim": 1024, "CSEM_lr": 0.002,
+                "generator_lr": 0.0002, "discriminator_lr": 0.0002, "epochs": 5000,
+                "kl_div_coefficient": 1.0, "mm_reg_coeff": 2.0, "z_dim": 256, "clip_val": 0.01,
+                "e_steps": 100, "n_critic": 5, "m_steps": 100, "margin": 2.0, "top_k": 50}
+    assert {k: d[k] for k in expected} == expected
+
+
+def test_every_default_key_has_a_comment():
+    with open(config_lib.DEFAULT_FILE) as f:
+        lines = [l for l in f if l.strip() and not l.startswith("#")]
+    assert lines and all("#" in l for l in lines)
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yml"))))
+def test_every_shipped_config_loads_and_validates(path):
+    name = os.path.splitext(os.path.basename(path))[0]
+    cfg = load_config(dataset="X" if name == "default" else name)
+    assert cfg.batch_size >= 2 and cfg.dataset
+
+
+def test_layers_override_in_order(tmp_path):
+    user = tmp_path / "sweep.yml"
+    user.write_text("batch_size: 8\ngf_dim: 64\n")
+    cfg = load_config(config_file=str(user), flags={"dataset": "X", "gf_dim": "16"})
+    assert (cfg.batch_size, cfg.gf_dim, cfg.df_dim) == (8, 16, 1024)
+    assert cfg.embed_dim == 1024 and cfg.gf_dim == 16  # attribute access: an EasyDict
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    user = tmp_path / "bad.yml"
+    user.write_text("batch_sise: 8\n")
+    with pytest.raises(ConfigError, match=r"bad\.yml.*batch_sise"):
+        load_config(config_file=str(user), flags={"dataset": "X"})
+
+
+def test_wrong_type_names_key_and_file(tmp_path):
+    user = tmp_path / "bad.yml"
+    user.write_text("gf_dim: 2.5\n")
+    with pytest.raises(ConfigError, match=r"bad\.yml.*gf_dim.*int"):
+        load_config(config_file=str(user), flags={"dataset": "X"})
+
+
+def test_int_is_accepted_for_float_but_bool_is_not_an_int(tmp_path):
+    user = tmp_path / "u.yml"
+    user.write_text("clip_val: 1\n")
+    assert load_config(config_file=str(user), flags={"dataset": "X"}).clip_val == 1.0
+    user.write_text("batch_size: true\n")
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_config(config_file=str(user), flags={"dataset": "X"})
+
+
+@pytest.mark.parametrize("key,value", [("batch_size", "1"), ("generator_lr", "-0.1"), ("clip_val", "0"),
+                                       ("epochs", "-1"), ("mm_reg_coeff", "-2")])
+def test_out_of_range_values_are_refused(key, value):
+    with pytest.raises(ConfigError, match=key):
+        load_config(flags={"dataset": "X", key: value})
+
+
+def test_flags_are_parsed_strictly():
+    assert load_config(flags={"dataset": "X", "eval_ks": "10,50", "jit_compile": "false"}).eval_ks == [10, 50]
+    with pytest.raises(ConfigError, match="--z_dim"):
+        load_config(flags={"dataset": "X", "z_dim": "many"})
+    with pytest.raises(ConfigError, match="--nonsense"):
+        load_config(flags={"dataset": "X", "nonsense": "1"})
+
+
+def test_missing_dataset_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="--dataset"):
+        load_config()
+    user = tmp_path / "broken.yml"
+    user.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="broken.yml"):
+        load_config(config_file=str(user), flags={"dataset": "X"})
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(flags={"dataset": "X", "seed": "7"})
+    path = tmp_path / "config.yml"
+    config_lib.dump_config(cfg, str(path))
+    assert yaml.safe_load(path.read_text()) == dict(cfg)

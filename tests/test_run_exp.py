@@ -1,0 +1,61 @@
+"""End to end: the real script in a subprocess on a tiny generated dataset."""
+import glob
+import os
+import pickle
+import subprocess
+import sys
+
+import yaml
+
+from conftest import ROOT, TINY_FLAGS, make_dataset
+from zscrgan.evaluation import prec_from_records
+
+
+def run(tmp_path, *args):
+    cmd = [sys.executable, os.path.join(ROOT, "run_exp.py"),
+           "--datasets_dir", str(tmp_path / "datasets"), "--results_dir", str(tmp_path / "res"),
+           "--logs_dir", str(tmp_path / "logs"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+
+
+def test_two_rounds_write_a_dump_in_the_reference_format(tmp_path):
+    make_dataset(str(tmp_path / "datasets" / "TINY"), n_img=20)
+    proc = run(tmp_path, "--dataset", "TINY", "--epochs", "2", *TINY_FLAGS)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dumps = glob.glob(str(tmp_path / "res" / "TINY_res" / "acc*.pkl"))
+    assert dumps and "New best Prec@5 = " in proc.stdout + proc.stderr
+    for path in dumps:
+        score = os.path.basename(path)[len("acc"):-len(".pkl")]
+        with open(path, "rb") as f:
+            records = pickle.load(f)
+        assert isinstance(records, list) and len(records) == 3 * 2  # 3 unseen classes x 2 texts
+        for r in records:
+            (cls, ids), = r.items()
+            assert isinstance(cls, int) and len(ids) == 5 and all(isinstance(i, int) for i in ids)
+            assert cls in (4, 5, 6) and set(ids) <= {4, 5, 6}
+        assert prec_from_records(records) == float(score) and str(float(score)) == score
+    logs = tmp_path / "logs" / "TINY_logs"
+    cfg = yaml.safe_load((logs / "config.yml").read_text())
+    assert cfg["dataset"] == "TINY" and cfg["gf_dim"] == 8 and cfg["epochs"] == 2
+    rows = (logs / "history.csv").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    assert header[:2] == ["round", "prec_at_5"] and len(rows) == 3
+    assert {"map_at_5", "d_loss", "g_loss", "kl_loss", "csem_loss", "e_step_s"} <= set(header)
+    assert glob.glob(str(logs / "events.out.tfevents.*"))
+    assert (logs / "latest" / "checkpoint").exists() and (logs / "best" / "checkpoint").exists()
+
+
+def test_unknown_dataset_is_one_line_and_status_2(tmp_path):
+    make_dataset(str(tmp_path / "datasets" / "TINY"))
+    proc = run(tmp_path, "--dataset", "NOPE", "--epochs", "1")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert lines[-1].startswith("error: dataset 'NOPE' not found") and "TINY" in lines[-1]
+    assert "Getting the data" in lines[-1]
+
+
+def test_bad_config_value_is_one_line_and_status_2(tmp_path):
+    proc = run(tmp_path, "--dataset", "TINY", "--batch_size", "1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "batch_size" in proc.stderr.strip().splitlines()[-1]
