@@ -199,5 +199,5 @@ def list_datasets(datasets_dir):
     """Names of the folders in `datasets_dir` that hold all four files."""
     if not os.path.isdir(datasets_dir):
         return []
-    return sorted(d for d in os.listdir(datasets_dir)
-                  if all(os.path.isfile(os.path.join(datasets_dir, d, f)) for f in FILES))
+    return sorted(d for d in os.listdir(datasets_dir) if not d.startswith(".")
+                  and all(os.path.isfile(os.path.join(datasets_dir, d, f)) for f in FILES))
