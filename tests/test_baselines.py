@@ -1,0 +1,164 @@
+"""Baselines: pairs from seen classes only, ranking as the evaluation ranks, chance level, the table."""
+import itertools
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zscrgan import baselines as zb
+from zscrgan.data import load_dataset, save_dataset
+from zscrgan.evaluation import dump_records, eval_split, map_at_k, prec_at_k
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEN, UNSEEN = [0, 1, 2, 3, 4, 5], [6, 7, 8]
+
+
+def linked_dataset(folder, seed=0):
+    """Texts and images are different linear views of a 3-d class latent, so the link learnt on
+    seen classes carries over to unseen ones. Images are positive, as image features usually are."""
+    rng = np.random.default_rng(seed)
+    to_text, to_image = rng.normal(size=(3, 10)), rng.normal(size=(3, 14))
+    text, images = {}, {}
+    for c in SEEN + UNSEEN:
+        z = rng.normal(size=3)
+        text[c] = z @ to_text + 0.1 * rng.normal(size=(8, 10))
+        images[c] = 5.0 + z @ to_image + 0.1 * rng.normal(size=(6 + c % 3, 14))
+    save_dataset(str(folder), text, images, SEEN, UNSEEN)
+    return load_dataset(str(folder))
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return linked_dataset(tmp_path / "datasets" / "LINK")
+
+
+def test_training_pairs_are_seen_same_class_balanced_and_seeded(dataset):
+    texts, images = zb.training_pairs(dataset, 30, np.random.default_rng(0))
+    assert texts.shape == (30, 10) and images.shape == (30, 14)
+    owner = lambda x, d: [next(c for c in d if any(np.array_equal(x[i], v) for v in d[c])) for i in range(len(x))]  # noqa: E731
+    t_cls, i_cls = owner(texts, dataset.text), owner(images, dataset.images)
+    assert t_cls == i_cls and set(t_cls) == set(SEEN)
+    assert np.bincount(t_cls).tolist() == [5] * 6
+    again = zb.training_pairs(dataset, 30, np.random.default_rng(0))
+    assert np.array_equal(texts, again[0]) and np.array_equal(images, again[1])
+    assert not np.array_equal(texts, zb.training_pairs(dataset, 30, np.random.default_rng(1))[0])
+    # a cap above texts x images per class takes every pair once
+    texts, _ = zb.training_pairs(dataset, 10_000, np.random.default_rng(0))
+    assert len(texts) == sum(8 * (6 + c % 3) for c in SEEN)
+
+
+def test_retrieve_ranks_by_cosine_with_ties_to_the_lower_index():
+    gallery = np.array([[1, 0], [2, 0], [0, 1], [1, 1], [3, 0]], np.float32)
+    labels = np.array([10, 11, 12, 13, 14])
+    queries = np.array([[5, 0], [0, 2], [1, 1.01]], np.float32)
+    got = zb.retrieve(queries, gallery, labels, 3)
+    assert got.tolist() == [[10, 11, 14], [12, 13, 10], [13, 12, 10]]
+    # the same as a NumPy cosine with a stable descending sort
+    rng = np.random.default_rng(0)
+    q, g = rng.normal(size=(7, 4)).astype(np.float32), rng.normal(size=(20, 4)).astype(np.float32)
+    g[5] = g[2]
+    cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (g / np.linalg.norm(g, axis=1, keepdims=True)).T
+    expected = np.argsort(-cos, axis=1, kind="stable")[:, :6]
+    assert np.array_equal(zb.retrieve(q, g, np.arange(20), 6), expected)
+
+
+def test_chance_is_the_mean_over_every_ranking():
+    gallery = np.array([0, 0, 1, 1, 1, 2])
+    queries = np.array([0, 1, 1, 2])
+    k = 3
+    precs, maps = [], []
+    for perm in itertools.permutations(range(len(gallery))):
+        retrieved = np.tile(gallery[list(perm)][:k], (len(queries), 1))
+        precs.append(prec_at_k(queries, retrieved))
+        n_relevant = np.array([np.sum(gallery == q) for q in queries])
+        maps.append(map_at_k(queries, retrieved, n_relevant))
+    prec, mean_ap = zb.chance(gallery, queries, k)
+    assert prec == pytest.approx(np.mean(precs), abs=1e-12) == pytest.approx((2 + 3 + 1) / 6 / 3)
+    assert mean_ap == pytest.approx(np.mean(maps), abs=1e-12)
+
+
+def test_cca_dim_is_bounded():
+    assert zb.cca_dim(None, 7, 76, 240, 1995) == 6
+    assert zb.cca_dim(None, 200, 1024, 2048, 2000) == zb.CCA_DIM_CAP
+    assert zb.cca_dim(50, 7, 10, 14, 2000) == 10
+    assert zb.cca_dim(50, 7, 76, 240, 20) == 19
+    assert zb.cca_dim(None, 1, 5, 5, 100) == 1
+
+
+def test_baselines_beat_chance_when_the_link_is_linear(dataset, tmp_path):
+    header, rows = zb.run(dataset, str(tmp_path / "no_results"), k=10)
+    table = {r[0].split()[0]: r for r in rows}
+    chance = table["chance"][1]
+    assert chance == pytest.approx(np.mean([(6 + c % 3) / 21 for c in UNSEEN]))
+    assert table["ridge"][1] > chance + 0.3 and table["CCA"][1] > chance + 0.3
+    assert table["ZSCRGAN"][1] is None and "no dump in" in table["ZSCRGAN"][3]
+    assert "6 seen / 3 unseen" in header and "24 queries, gallery of 21 images, K = 10" in header
+    assert zb.run(dataset, str(tmp_path / "no_results"), k=10) == (header, rows)  # seeded
+
+
+def write_dump(folder, name, records):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "wb") as f:
+        pickle.dump(records, f, protocol=2)
+
+
+def test_best_dump_is_rescored_at_k(dataset, tmp_path, capsys):
+    _, q_labels, _, g_labels = eval_split(dataset)
+    ranked = np.array([np.argsort(g_labels != q, kind="stable") for q in q_labels])  # own class first
+    res = tmp_path / "res" / "LINK_res"
+    write_dump(res, "acc1.0.pkl", dump_records(q_labels, g_labels[ranked[:, :8]]))
+    write_dump(res, "acc0.9.pkl", dump_records(q_labels, g_labels[ranked[:, :8][:, ::-1]]))
+    code = zb.main(["--dataset", "LINK", "--datasets_dir", str(tmp_path / "datasets"),
+                    "--results_dir", str(tmp_path / "res"), "--k", "5"])
+    out = capsys.readouterr().out
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("ZSCRGAN"))
+    assert row.split()[3:] == ["1.0000", "1.0000", "acc1.0.pkl"]
+    assert out.splitlines()[3].split()[:2] == ["method", "Prec@5"]
+    zb.main(["--dataset", "LINK", "--datasets_dir", str(tmp_path / "datasets"),
+             "--results_dir", str(tmp_path / "res"), "--k", "9"])
+    assert "acc1.0.pkl holds only the top 8" in capsys.readouterr().out
+
+
+def test_dump_of_a_gallery_smaller_than_k(dataset, tmp_path):
+    """With N = 21 < K = 50 the trainer dumps the whole ranking (K' = 21): still comparable."""
+    _, q_labels, _, g_labels = eval_split(dataset)
+    ranked = np.array([np.argsort(g_labels != q, kind="stable") for q in q_labels])
+    write_dump(tmp_path / "LINK_res", "acc0.33.pkl", dump_records(q_labels, g_labels[ranked]))
+    _, rows = zb.run(dataset, str(tmp_path), k=50)
+    assert rows[2][1] == pytest.approx(rows[3][1]) and rows[2][2] == 1.0 and rows[2][3] == "acc0.33.pkl"
+
+
+def test_foreign_dump_is_not_scored(dataset, tmp_path):
+    write_dump(tmp_path / "LINK_res", "acc0.7.pkl", [{1: [1, 1]}])
+    _, rows = zb.run(dataset, str(tmp_path), k=2)
+    assert rows[2][1:] == (None, None, "acc0.7.pkl: its queries are not this dataset's unseen texts")
+
+
+def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
+    assert zb.main(["--dataset", "NOPE", "--datasets_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown dataset NOPE")
+    save_dataset(str(tmp_path / "BAD"), {0: [[1.0]], 1: [[2.0]]}, {0: [[1.0]], 1: [[2.0]]}, [0, 1], [1])
+    assert zb.main(["--dataset", "BAD", "--datasets_dir", str(tmp_path)]) == 2
+    assert "disjoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        zb.main(["--dataset", "X", "--k", "0"])
+    assert e.value.code == 2
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "zscrgan.baselines", "--dataset", "NOPE",
+                           "--datasets_dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_cca_failure_is_a_table_note(dataset, tmp_path, monkeypatch):
+    def fail(*args):
+        raise np.linalg.LinAlgError("SVD did not converge")
+    monkeypatch.setattr(zb, "cca_embeddings", fail)
+    _, rows = zb.run(dataset, str(tmp_path), k=5)
+    assert rows[1][1:3] == (None, None) and "SVD did not converge" in rows[1][3]
