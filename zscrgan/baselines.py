@@ -24,8 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 
 from zscrgan.data import DatasetError, list_datasets, load_dataset
-from zscrgan.evaluation import eval_split, l2_normalize, map_at_k, prec_at_k, top_k_indices
-from zscrgan.inspect import InspectError, dump_arrays, load_dump, name_score
+from zscrgan.inspect import InspectError, dump_arrays, evaluation, load_dump, name_score
 
 CCA_DIM_CAP = 16  # sklearn's CCA costs two pseudo-inverses and up to 500 iterations per component
 
@@ -50,14 +49,15 @@ def training_pairs(dataset, max_pairs, rng):
 
 def retrieve(queries, gallery, gallery_labels, k, chunk=1024):
     """Class labels (Q, min(k, N)) of each query's top-k gallery rows by cosine, as the evaluation ranks."""
-    q = l2_normalize(np.asarray(queries, np.float32))
-    g = l2_normalize(np.asarray(gallery, np.float32))
-    return gallery_labels[top_k_indices(q, g, k, chunk)]
+    ev = evaluation()
+    q, g = ev.l2_normalize(np.asarray(queries, np.float32)), ev.l2_normalize(np.asarray(gallery, np.float32))
+    return gallery_labels[ev.top_k_indices(q, g, k, chunk)]
 
 
 def scores(query_labels, retrieved, n_relevant):
     """(Prec@K, mAP@K) of retrieved labels (Q, K')."""
-    return prec_at_k(query_labels, retrieved), map_at_k(query_labels, retrieved, n_relevant)
+    ev = evaluation()
+    return ev.prec_at_k(query_labels, retrieved), ev.map_at_k(query_labels, retrieved, n_relevant)
 
 
 def ridge_embeddings(pairs, texts, images, alpha):
@@ -138,7 +138,7 @@ def zscrgan_row(path, query_labels, n_relevant, k):
 def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_pairs=2000):
     """The comparison: a header line and rows (method, Prec@K or None, mAP@K or None, note)."""
     rng = np.random.default_rng(seed)
-    texts, q_labels, images, g_labels = eval_split(dataset)
+    texts, q_labels, images, g_labels = evaluation().eval_split(dataset)
     ids, counts = np.unique(g_labels, return_counts=True)
     n_relevant = counts[np.searchsorted(ids, q_labels)]
     pairs = training_pairs(dataset, max_pairs, rng)

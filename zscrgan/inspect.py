@@ -24,7 +24,13 @@ import sys
 import numpy as np
 
 from zscrgan.data import FILES, DatasetError, list_datasets, load_dataset
-from zscrgan.evaluation import eval_split, map_at_k, prec_at_k, prec_from_records
+
+
+def evaluation():
+    """zscrgan.evaluation, imported on first use: it loads TensorFlow, which takes seconds and
+    logs to stderr, while histories and bad input need none of it."""
+    from zscrgan import evaluation as module
+    return module
 
 
 class InspectError(ValueError):
@@ -157,12 +163,12 @@ def _dataset_folder(datasets_dir, name):
 
 def per_class(query, retrieved, n_relevant=None):
     """Rows {class, queries, prec_at_k[, ap_at_k]} per query class, worst Prec@K first."""
-    rows = []
+    ev, rows = evaluation(), []
     for c in np.unique(query):
         mine = query == c
-        row = {"class": int(c), "queries": int(mine.sum()), "prec_at_k": prec_at_k(query[mine], retrieved[mine])}
+        row = {"class": int(c), "queries": int(mine.sum()), "prec_at_k": ev.prec_at_k(query[mine], retrieved[mine])}
         if n_relevant is not None:
-            row["ap_at_k"] = map_at_k(query[mine], retrieved[mine], n_relevant[mine])
+            row["ap_at_k"] = ev.map_at_k(query[mine], retrieved[mine], n_relevant[mine])
         rows.append(row)
     return sorted(rows, key=lambda r: (r["prec_at_k"], r["class"]))
 
@@ -186,7 +192,7 @@ def inspect_dump(path, dataset=None, datasets_dir="datasets", top=10):
     records = load_dump(path)
     query, retrieved = dump_arrays(records)
     k = retrieved.shape[1]
-    score = prec_from_records(records)
+    score = evaluation().prec_from_records(records)
     equal, note = score_check(score, name_score(path))
     report = {"file": path, "k": k, "queries": len(records), "classes": int(len(np.unique(query))),
               "prec_at_k": score, "name_score": name_score(path), "score_matches_name": equal,
@@ -201,7 +207,7 @@ def inspect_dump(path, dataset=None, datasets_dir="datasets", top=10):
         if all(os.path.isfile(os.path.join(folder, f)) for f in FILES):
             n_relevant = _gallery_counts(folder, query, report["notes"])
     if n_relevant is not None:
-        report["map_at_k"] = map_at_k(query, retrieved, n_relevant)
+        report["map_at_k"] = evaluation().map_at_k(query, retrieved, n_relevant)
     report["per_class"] = per_class(query, retrieved, n_relevant)
     report["confusions"] = confusions(query, retrieved, top)
     for row in report["per_class"]:
@@ -218,7 +224,7 @@ def _gallery_counts(folder, query, notes):
         ds = load_dataset(folder)
     except DatasetError as e:
         raise InspectError(str(e))
-    _, q_labels, _, g_labels = eval_split(ds)
+    _, q_labels, _, g_labels = evaluation().eval_split(ds)
     if not np.array_equal(q_labels, query):
         notes.append(f"the dump's queries are not {ds.name}'s unseen texts in evaluation order: no mAP")
         return None
