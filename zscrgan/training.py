@@ -47,24 +47,35 @@ class ZSCRGAN(tf.Module):
     def losses(self, v, t, eps, eps_w, z, z1):
         """All losses of SPEC.md section 3 for one batch; v (B, I), t (B, T).
 
+        The real and the wrong branch go through CA, G and F as one 2B-row pass (the same
+        numbers as two passes, in shapes that run faster).
         Returns {d_loss, g_loss, csem_loss, kl_loss, mm}, each a scalar.
         """
         cfg, D, F = self.cfg, self.nets.critic, self.nets.csem
         v_w, t_w = tf.roll(v, 1, axis=0), tf.roll(t, 1, axis=0)
-        f, c1, mu1, s1 = self.generate(t, eps, z)
-        fw, _, mu2, s2 = self.generate(t_w, eps_w, z1)
-        d_fake = D(f, t)
-        l_c = losses.csem_loss(F(f), c1, F(fw))
+        both, c, mu, s = self.generate(tf.concat([t, t_w], 0), tf.concat([eps, eps_w], 0),
+                                       tf.concat([z, z1], 0))
+        f, fw = tf.split(both, 2)
+        f_embed, fw_embed = tf.split(F(both), 2)
+        c1 = tf.split(c, 2)[0]
+        (mu1, mu2), (s1, s2) = tf.split(mu, 2), tf.split(s, 2)
+        d_fake, d_wrong, d_real = self.critic_scores(f, v_w, v, t)
+        l_c = losses.csem_loss(f_embed, c1, fw_embed)
         mm = losses.margin_term(f, v, v_w, cfg.margin)
         kl1, kl2 = losses.kl_loss(mu1, s1), losses.kl_loss(mu2, s2)
         return {
-            "d_loss": losses.critic_loss(d_fake, D(v_w, t), D(v, t)),
+            "d_loss": losses.critic_loss(d_fake, d_wrong, d_real),
             "g_loss": losses.generator_loss(d_fake, l_c, mm, kl1, kl2, cfg.mm_reg_coeff,
                                             cfg.kl_div_coefficient),
             "csem_loss": l_c,
             "kl_loss": (kl1 + kl2) / 2.0,
             "mm": mm,
         }
+
+    def critic_scores(self, f, v_w, v, t):
+        """D(f, t), D(v_w, t), D(v, t), each (B, 1), from one 3B-row pass."""
+        scores = self.nets.critic(tf.concat([f, v_w, v], 0), tf.concat([t, t, t], 0))
+        return tf.split(scores, 3)
 
     # --- the three updates (SPEC.md section 4) ---------------------------------------
 
@@ -74,9 +85,8 @@ class ZSCRGAN(tf.Module):
         f (B, I): G's output for this batch (G is fixed during critic updates).
         Returns L_D before the step.
         """
-        D = self.nets.critic
         with tf.GradientTape() as tape:
-            d_loss = losses.critic_loss(D(f, t), D(tf.roll(v, 1, axis=0), t), D(v, t))
+            d_loss = losses.critic_loss(*self.critic_scores(f, tf.roll(v, 1, axis=0), v, t))
         self.opt_d.apply(tape.gradient(d_loss, self.d_vars), self.d_vars)
         for var in self.d_vars:
             var.assign(tf.clip_by_value(var, -self.cfg.clip_val, self.cfg.clip_val))
@@ -91,25 +101,50 @@ class ZSCRGAN(tf.Module):
 
     def csem_update(self, f, c, fw):
         """One Adam step on L_C over the CSEM; f, fw (B, I) and c (B, E) from the fixed G."""
-        F = self.nets.csem
         with tf.GradientTape() as tape:
-            l_c = losses.csem_loss(F(f), c, F(fw))
+            f_embed, fw_embed = tf.split(self.nets.csem(tf.concat([f, fw], 0)), 2)
+            l_c = losses.csem_loss(f_embed, c, fw_embed)
         self.opt_f.apply(tape.gradient(l_c, self.f_vars), self.f_vars)
         return l_c
 
     # --- compiled steps (SPEC.md section 5) ------------------------------------------
 
+    def draw(self, n):
+        """n batches and their noise, in sampling order: a dict of (n, B, ...) tensors.
+
+        Keys: v (images), t (first texts), eps, eps_w (B, E), z, z1 (B, Z).
+        """
+        B, E, Z = self.cfg.batch_size, self.cfg.embed_dim, self.cfg.z_dim
+        vs = tf.TensorArray(tf.float32, size=n, element_shape=[B, self.sampler.images.shape[1]])
+        ts = tf.TensorArray(tf.float32, size=n, element_shape=[B, self.sampler.texts.shape[1]])
+        for i in tf.range(n):
+            v, t, _ = self.sampler.sample()
+            vs, ts = vs.write(i, v), ts.write(i, t)
+        return {"v": vs.stack(), "t": ts.stack(),
+                "eps": self.rng.truncated_normal([n, B, E]), "eps_w": self.rng.truncated_normal([n, B, E]),
+                "z": self.rng.normal([n, B, Z]), "z1": self.rng.normal([n, B, Z])}
+
+    def generate_many(self, t, eps, z):
+        """`generate` over n batches at once: t (n, B, T) -> f (n, B, I), c (n, B, E)."""
+        n, B = tf.shape(t)[0], tf.shape(t)[1]
+        flat = lambda x: tf.reshape(x, [n * B, -1])
+        f, c, _, _ = self.generate(flat(t), flat(eps), flat(z))
+        return tf.reshape(f, [n, B, -1]), tf.reshape(c, [n, B, -1])
+
     def _e_step(self, e_steps, n_critic):
-        """e_steps x (n_critic critic updates, 1 generator update); returns mean losses."""
+        """e_steps x (n_critic critic updates, 1 generator update); returns mean losses.
+
+        G is fixed during an iteration's critic updates, so their n_critic generator
+        passes run as one (n_critic x B)-row pass.
+        """
         d_sum, g_sum, kl_sum = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
         for _ in tf.range(e_steps):
-            for _ in tf.range(n_critic):
-                v, t, _ = self.sampler.sample()
-                eps, _, z, _ = self.noise()
-                f, _, _, _ = self.generate(t, eps, z)
-                d_sum += self.critic_update(v, t, f)
-            v, t, _ = self.sampler.sample()
-            out = self.generator_update(v, t, *self.noise())
+            x = self.draw(n_critic)
+            f, _ = self.generate_many(x["t"], x["eps"], x["z"])
+            for j in tf.range(n_critic):
+                d_sum += self.critic_update(x["v"][j], x["t"][j], f[j])
+            x = self.draw(1)
+            out = self.generator_update(*(x[k][0] for k in ("v", "t", "eps", "eps_w", "z", "z1")))
             g_sum += out["g_loss"]
             kl_sum += out["kl_loss"]
         n_g = tf.cast(tf.maximum(e_steps, 1), tf.float32)
@@ -117,14 +152,18 @@ class ZSCRGAN(tf.Module):
                 "g_loss": g_sum / n_g, "kl_loss": kl_sum / n_g}
 
     def _m_step(self, m_steps):
-        """m_steps CSEM updates; returns the mean CSEM loss."""
+        """m_steps CSEM updates; returns the mean CSEM loss.
+
+        G is fixed for the whole M-step, so all its generator passes run as one.
+        """
+        x = self.draw(m_steps)
+        t_w = tf.roll(x["t"], 1, axis=1)
+        f, c = self.generate_many(tf.concat([x["t"], t_w], 1), tf.concat([x["eps"], x["eps_w"]], 1),
+                                  tf.concat([x["z"], x["z1"]], 1))
+        B = self.cfg.batch_size
         total = tf.constant(0.0)
-        for _ in tf.range(m_steps):
-            v, t, _ = self.sampler.sample()
-            eps, eps_w, z, z1 = self.noise()
-            f, c1, _, _ = self.generate(t, eps, z)
-            fw, _, _, _ = self.generate(tf.roll(t, 1, axis=0), eps_w, z1)
-            total += self.csem_update(f, c1, fw)
+        for j in tf.range(m_steps):
+            total += self.csem_update(f[j, :B], c[j, :B], f[j, B:])
         return {"csem_loss": total / tf.cast(tf.maximum(m_steps, 1), tf.float32)}
 
     def all_finite(self):
