@@ -59,3 +59,15 @@ def test_evaluator_ranks_the_unseen_split(tmp_path):
     assert all(len(next(iter(r.values()))) == 50 for r in records)
     assert metrics["prec_at_50"] == ev.prec_from_records(records)
     assert 0.0 <= metrics["map_at_50"] <= 1.0
+
+
+def test_chunked_ranking_equals_a_full_sort_with_ties():
+    rng = np.random.default_rng(0)
+    gallery = np.round(rng.normal(size=(97, 4)), 1).astype(np.float32)  # rounding makes ties
+    gallery[50] = gallery[3]
+    queries = np.round(rng.normal(size=(13, 4)), 1).astype(np.float32)
+    sims = queries @ gallery.T
+    want = np.array([sorted(range(97), key=lambda j: (-s[j], j))[:10] for s in sims])
+    for chunk in (1, 7, 10, 97, 500):
+        got = ev.top_k_indices(tf.constant(queries), tf.constant(gallery), 10, chunk)
+        np.testing.assert_array_equal(got, want, err_msg=f"chunk {chunk}")

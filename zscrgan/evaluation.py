@@ -26,18 +26,32 @@ def l2_normalize(x):
     return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(x), -1, keepdims=True), 1e-12))
 
 
-def top_k_indices(queries, gallery, k, chunk):
+def rank(queries, gallery_chunks, k):
     """Indices (Q, min(k, N)) of each query's best gallery rows by dot product, best first.
 
-    queries (Q, E), gallery (N, E): already normalised. Ranks `chunk` queries at a time,
-    so memory beyond the inputs is chunk x N similarities.
+    queries (Q, E); gallery_chunks: the gallery's (N_i, E) row blocks, in gallery order.
+    A running top-k is merged with each block's, so the memory beyond the inputs is
+    Q x (N_i + k) scores whatever the gallery size. Ties go to the lower gallery index:
+    `top_k` prefers the earlier position, and earlier positions hold earlier rows.
     """
-    k = min(k, int(gallery.shape[0]))
-    out = []
-    for start in range(0, int(queries.shape[0]), chunk):
-        sims = tf.matmul(queries[start:start + chunk], gallery, transpose_b=True)
-        out.append(tf.math.top_k(sims, k=k, sorted=True).indices.numpy())
-    return np.concatenate(out) if out else np.zeros((0, k), np.int32)
+    best_scores = best_idx = None
+    offset = 0
+    for block in gallery_chunks:
+        n = int(block.shape[0])
+        top = tf.math.top_k(tf.matmul(queries, block, transpose_b=True), k=min(k, n))
+        scores, idx = top.values, top.indices + offset
+        if best_scores is not None:
+            scores, idx = tf.concat([best_scores, scores], 1), tf.concat([best_idx, idx], 1)
+            top = tf.math.top_k(scores, k=min(k, int(scores.shape[1])))
+            scores, idx = top.values, tf.gather(idx, top.indices, batch_dims=1)
+        best_scores, best_idx, offset = scores, idx, offset + n
+    return best_idx.numpy()
+
+
+def top_k_indices(queries, gallery, k, chunk):
+    """`rank` over a gallery tensor (N, E) taken `chunk` rows at a time."""
+    n = int(gallery.shape[0])
+    return rank(queries, (gallery[i:i + chunk] for i in range(0, n, chunk)), k)
 
 
 def prec_at_k(query_labels, retrieved_labels):
@@ -98,8 +112,10 @@ def write_dump(path, records):
 class Evaluator:
     """Evaluates the current networks on a dataset's unseen split.
 
-    Holds the split as device tensors and one compiled embedding function, so a round's
-    evaluation is a few compiled calls and one chunked ranking.
+    Holds the split as device tensors and compiled embedding functions, so a round's
+    evaluation is a few compiled calls and one chunked ranking. `chunk` bounds both the
+    rows per network pass and the gallery block: memory beyond the inputs is about
+    Q x chunk scores.
     """
 
     def __init__(self, dataset, nets, rng, k=50, eval_ks=(), chunk=1024):
@@ -135,8 +151,9 @@ class Evaluator:
         The dump's score is metrics[f"prec_at_{K}"], K = self.k.
         """
         queries = self._chunked(self._embed_queries, self.texts)
-        gallery = self._chunked(self._embed_gallery, self.images)
-        retrieved = self.gallery_labels[top_k_indices(queries, gallery, self.ks[-1], self.chunk)]
+        n, c = int(self.images.shape[0]), self.chunk
+        gallery = (self._embed_gallery(self.images[i:i + c]) for i in range(0, n, c))
+        retrieved = self.gallery_labels[rank(queries, gallery, self.ks[-1])]
         metrics = {f"prec_at_{k}": prec_at_k(self.query_labels, retrieved[:, :k]) for k in self.ks}
         top = retrieved[:, :self.k]
         metrics[f"map_at_{self.k}"] = map_at_k(self.query_labels, top, self.n_relevant)
