@@ -47,11 +47,19 @@ class ZSCRGAN(tf.Module):
     def losses(self, v, t, eps, eps_w, z, z1):
         """All losses of SPEC.md section 3 for one batch; v (B, I), t (B, T).
 
-        The real and the wrong branch go through CA, G and F as one 2B-row pass (the same
-        numbers as two passes, in shapes that run faster).
         Returns {d_loss, g_loss, csem_loss, kl_loss, mm}, each a scalar.
         """
-        cfg, D, F = self.cfg, self.nets.critic, self.nets.csem
+        out, f = self._generator_losses(v, t, eps, eps_w, z, z1)
+        d_loss = losses.critic_loss(*self.critic_scores(f, tf.roll(v, 1, axis=0), v, t))
+        return {"d_loss": d_loss, **out}
+
+    def _generator_losses(self, v, t, eps, eps_w, z, z1):
+        """What the G step needs: ({g_loss, csem_loss, kl_loss, mm}, f (B, I)).
+
+        The real and the wrong branch go through CA, G and F as one 2B-row pass (the same
+        numbers as two passes, in shapes that run faster).
+        """
+        cfg, F = self.cfg, self.nets.csem
         v_w, t_w = tf.roll(v, 1, axis=0), tf.roll(t, 1, axis=0)
         both, c, mu, s = self.generate(tf.concat([t, t_w], 0), tf.concat([eps, eps_w], 0),
                                        tf.concat([z, z1], 0))
@@ -59,18 +67,12 @@ class ZSCRGAN(tf.Module):
         f_embed, fw_embed = tf.split(F(both), 2)
         c1 = tf.split(c, 2)[0]
         (mu1, mu2), (s1, s2) = tf.split(mu, 2), tf.split(s, 2)
-        d_fake, d_wrong, d_real = self.critic_scores(f, v_w, v, t)
         l_c = losses.csem_loss(f_embed, c1, fw_embed)
         mm = losses.margin_term(f, v, v_w, cfg.margin)
         kl1, kl2 = losses.kl_loss(mu1, s1), losses.kl_loss(mu2, s2)
-        return {
-            "d_loss": losses.critic_loss(d_fake, d_wrong, d_real),
-            "g_loss": losses.generator_loss(d_fake, l_c, mm, kl1, kl2, cfg.mm_reg_coeff,
-                                            cfg.kl_div_coefficient),
-            "csem_loss": l_c,
-            "kl_loss": (kl1 + kl2) / 2.0,
-            "mm": mm,
-        }
+        g_loss = losses.generator_loss(self.nets.critic(f, t), l_c, mm, kl1, kl2,
+                                       cfg.mm_reg_coeff, cfg.kl_div_coefficient)
+        return {"g_loss": g_loss, "csem_loss": l_c, "kl_loss": (kl1 + kl2) / 2.0, "mm": mm}, f
 
     def critic_scores(self, f, v_w, v, t):
         """D(f, t), D(v_w, t), D(v, t), each (B, 1), from one 3B-row pass."""
@@ -95,7 +97,7 @@ class ZSCRGAN(tf.Module):
     def generator_update(self, v, t, eps, eps_w, z, z1):
         """One RMSProp step on L_G over CA + G. Returns the losses before the step."""
         with tf.GradientTape() as tape:
-            out = self.losses(v, t, eps, eps_w, z, z1)
+            out, _ = self._generator_losses(v, t, eps, eps_w, z, z1)
         self.opt_g.apply(tape.gradient(out["g_loss"], self.g_vars), self.g_vars)
         return out
 
