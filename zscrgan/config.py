@@ -5,6 +5,7 @@ reference's defaults), `configs/<dataset>.yml` if it exists, `--config FILE`, th
 Merging is strict: a key missing from the defaults, or a value of the wrong type, is a
 `ConfigError` naming the key and where it came from.
 """
+import math
 import os
 
 import yaml
@@ -105,6 +106,8 @@ def validate(cfg):
         raise ConfigError("no dataset given: use --dataset NAME")
     for key, low, inclusive in _RANGES:
         value = cfg[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config value {key} = {value!r} must be a finite number")
         if value < low or (not inclusive and value == low):
             bound = f">= {low}" if inclusive else f"> {low}"
             raise ConfigError(f"config value {key} = {value!r} is out of range: it must be {bound}")
