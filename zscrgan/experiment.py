@@ -3,36 +3,109 @@
 Resolves the config, loads the dataset, then runs `epochs` rounds of E-step, M-step and
 evaluation (SPEC.md section 5). The Python loop only logs, evaluates and checkpoints.
 Outputs: <results_dir>/<NAME>_res/acc<score>.pkl, <logs_dir>/<NAME>_logs/{config.yml,
-history.csv, TensorBoard events, checkpoints}.
+model_shape.yml, history.csv, TensorBoard events, latest/, best/}.
+
+`--resume` continues a run from its latest checkpoint, `--eval_only` evaluates a checkpoint.
+Config and data are checked before TensorFlow is imported, so bad input fails fast.
+Exit status: 0 done, 2 bad input or refused, 3 training diverged, 130/143 stopped by
+SIGINT/SIGTERM.
 """
 import argparse
-import csv
+import math
 import os
+import pickle
+import re
+import signal
 import sys
 import time
 import warnings
 
+import yaml
+
 from zscrgan import config as config_lib
+from zscrgan.checkpointing import CheckpointMismatch, CheckpointSlot, restore, round_of
 from zscrgan.config import ConfigError
 from zscrgan.data import DatasetError
+from zscrgan.runfiles import (LockHeld, RunLock, atomic_write, fault_point, model_shape, read_history,
+                              read_yaml, remove_partials, rows_up_to, shape_changes, write_history,
+                              write_yaml)
 
 PAPER_DATASETS = "the paper's datasets (AWA1, AWA2, CUB, FLO, NAB_SCS, NAB_SCE, WIKI) come from the authors' links in README.md, 'Getting the data'"
 
+EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+
 
 class UsageError(Exception):
-    """Bad input: reported as one line, exit status 2."""
+    """Bad input or a refused request: reported as one line, exit status 2."""
+
+
+class Diverged(Exception):
+    """A non-finite loss or weight: reported as one line, exit status 3."""
+
+
+class Stopped(Exception):
+    """Stopped by a signal after the last round's checkpoint; args: (signal number, message)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        option = re.match(r"argument (--\w+): expected one argument$", message)
+        if option:  # argparse takes a value such as -1e-4 for an option
+            message += f" (write a negative number as {option.group(1)}=-1e-4)"
+        raise UsageError(f"{message} (see --help)")
 
 
 def parse_args(argv):
     """The reference's flags plus the project's; every config key is a flag (a string here)."""
-    parser = argparse.ArgumentParser(description="Train ZSCRGAN (CIKM 2020) on one dataset.")
+    parser = _Parser(description="Train ZSCRGAN (CIKM 2020) on one dataset.")
     parser.add_argument("--config", help="a YAML file of overrides, applied after configs/<dataset>.yml")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in the logs folder from its latest checkpoint "
+                             "(its config.yml is the base; options given here override it, "
+                             "except those that change the model's shape)")
+    parser.add_argument("--eval_only", action="store_true",
+                        help="evaluate a checkpoint and write its dump to <results>/<NAME>_res/eval/, "
+                             "without training")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="with --eval_only: a checkpoint prefix (.../best/ckpt-7) or a folder "
+                             "holding one; default: the run's best, else its latest, else fresh weights")
     for key in config_lib.defaults():
         parser.add_argument(f"--{key}", dest=key, default=None, metavar="VALUE",
                             help="see configs/default.yml")
     args = parser.parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
-    return args.config, flags
+    if args.checkpoint and not args.eval_only:
+        raise UsageError("--checkpoint needs --eval_only")
+    if args.resume and args.eval_only:
+        raise UsageError("--resume and --eval_only do not go together")
+    special = {"config", "resume", "eval_only", "checkpoint"}
+    flags = {k: v for k, v in vars(args).items() if k not in special and v is not None}
+    return args, flags
+
+
+# --------------------------------------------------------------------------- setup
+
+def run_dirs(cfg):
+    """(logs folder, results folder) of a run."""
+    return (os.path.join(cfg.logs_dir, f"{cfg.dataset}_logs"),
+            os.path.join(cfg.results_dir, f"{cfg.dataset}_res"))
+
+
+def resolve_config(config_file, flags, saved_file):
+    """The run's config: the saved config.yml of an earlier run (if any) as the base, then the
+    keys set by `--config` and flags. Returns (cfg, [changed keys])."""
+    cfg = config_lib.load_config(config_file=config_file, flags=flags)
+    if not saved_file or not os.path.isfile(saved_file):
+        return cfg, []
+    saved = config_lib.load_config(config_file=saved_file, flags={"dataset": cfg.dataset})
+    explicit = set(flags)
+    if config_file:
+        with open(config_file) as f:
+            explicit |= set(yaml.safe_load(f) or {})
+    explicit.add("logs_dir")  # where the run was found, even if it was moved
+    changed = [k for k in explicit if saved[k] != cfg[k]]
+    for key in explicit:
+        saved[key] = cfg[key]
+    return saved, sorted(changed)
 
 
 def dataset_dir(cfg):
@@ -45,89 +118,294 @@ def dataset_dir(cfg):
     return folder
 
 
-def write_history(path, rows):
-    """history.csv, one row per round, rewritten whole and renamed into place."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def train(cfg):
-    """Run the experiment described by a resolved config; returns the best Prec@K."""
-    import tensorflow as tf
-    from tqdm import tqdm
-
+def load_checked_dataset(cfg):
     from zscrgan.data import gallery_warning, load_dataset
-    from zscrgan.evaluation import Evaluator, dump_path, write_dump
-    from zscrgan.training import ZSCRGAN
-
     dataset = load_dataset(dataset_dir(cfg))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gallery_warning(dataset, cfg.top_k)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+    return dataset
 
-    res_dir = os.path.join(cfg.results_dir, f"{cfg.dataset}_res")
-    log_dir = os.path.join(cfg.logs_dir, f"{cfg.dataset}_logs")
+
+def checkpoint_to_evaluate(path, log_dir):
+    """The prefix --eval_only evaluates, or None for fresh weights."""
+    if path:
+        if os.path.isdir(path):
+            prefix = CheckpointSlot(path).current()
+            if prefix is None:
+                raise UsageError(f"--checkpoint {path}: the folder holds no checkpoint")
+            return prefix
+        if not os.path.isfile(path + ".index"):
+            raise UsageError(f"--checkpoint {path}: no checkpoint there (expected {path}.index)")
+        return path
+    for slot in ("best", "latest"):
+        prefix = CheckpointSlot(os.path.join(log_dir, slot)).current()
+        if prefix:
+            return prefix
+    return None
+
+
+def check_can_train(resume, log_dir, shape):
+    """Refuse to overwrite an earlier run's checkpoints, or to resume with another model shape."""
+    slots = [CheckpointSlot(os.path.join(log_dir, s)).current() for s in ("latest", "best")]
+    found = [p for p in slots if p]
+    if not resume and found:
+        rounds = max(round_of(p) for p in found)
+        raise UsageError(f"{log_dir} holds the checkpoints of an earlier run (up to round {rounds}): "
+                         "continue it with --resume, or start a new run with another --logs_dir")
+    saved = read_yaml(os.path.join(log_dir, "model_shape.yml")) if resume else None
+    changes = shape_changes(saved, shape) if isinstance(saved, dict) else []
+    if changes:
+        raise UsageError(f"cannot resume {log_dir}: the model's shape would change ({', '.join(changes)}); "
+                         "resume with the run's settings, or start a new run with another --logs_dir")
+
+
+# --------------------------------------------------------------------------- training
+
+class StopOnSignal:
+    """The first SIGINT/SIGTERM asks the loop to stop after the current round's checkpoint;
+    a second one stops at once (KeyboardInterrupt), losing that round."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this round's checkpoint "
+              "(send it again to stop at once and lose this round)", file=sys.stderr, flush=True)
+
+
+def nonfinite(values):
+    """Names of the entries of {name: float} that are NaN or infinite."""
+    return [name for name, v in values.items() if not math.isfinite(v)]
+
+
+def check_finite(round_, step, losses, weights):
+    """Raise Diverged naming the round, step kind and losses when any loss or weight is not finite.
+
+    losses: {(step kind, loss name): value}; weights: {step kind: all finite?}.
+    """
+    bad = [f"{kind} loss {name} = {value}" for (kind, name), value in losses.items()
+           if not math.isfinite(value)]
+    bad += [f"{kind} weights are not finite" for kind, ok in weights.items() if not ok]
+    if bad:
+        raise Diverged(f"round {round_}: training diverged in the {step}: {'; '.join(bad)}")
+
+
+def weights_finite(groups):
+    import tensorflow as tf
+    return {kind: bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+            for kind, variables in groups.items()}
+
+
+def run_round(r, model, evaluator, steps):
+    """One round: E-step, M-step, evaluation. Returns (metrics, losses, timings, records)."""
+    e_steps, n_critic, m_steps = steps
+    t0 = time.perf_counter()
+    e_out = {k: float(v) for k, v in model.e_step(e_steps, n_critic).items()}
+    check_finite(r, "E-step", {("critic", "d_loss"): e_out["d_loss"],
+                               ("generator", "g_loss"): e_out["g_loss"],
+                               ("generator", "kl_loss"): e_out["kl_loss"]},
+                 weights_finite({"critic": model.d_vars, "generator": model.g_vars}))
+    fault_point("after_e_step")
+    t1 = time.perf_counter()
+    m_out = {k: float(v) for k, v in model.m_step(m_steps).items()}
+    check_finite(r, "M-step", {("CSEM", "csem_loss"): m_out["csem_loss"]},
+                 weights_finite({"CSEM": model.f_vars}))
+    t2 = time.perf_counter()
+    metrics, records = evaluator.evaluate()
+    t3 = time.perf_counter()
+    timings = {"e_step_s": t1 - t0, "m_step_s": t2 - t1, "eval_s": t3 - t2}
+    return metrics, {**e_out, **m_out}, timings, records
+
+
+def write_dump(res_dir, score, records):
+    from zscrgan.evaluation import dump_path
     os.makedirs(res_dir, exist_ok=True)
-    os.makedirs(log_dir, exist_ok=True)
-    config_lib.dump_config(cfg, os.path.join(log_dir, "config.yml"))
+    path = dump_path(res_dir, score)
+    atomic_write(path, pickle.dumps(records, protocol=2), "dump")
+    return path
+
+
+def build(cfg, dataset):
+    """Model, evaluator and the checkpoint object holding the model, round and best score."""
+    import tensorflow as tf
+    from zscrgan.evaluation import Evaluator
+    from zscrgan.training import ZSCRGAN
 
     tf.config.experimental.enable_op_determinism()
     model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim, dataset)
     evaluator = Evaluator(dataset, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
-    best = tf.Variable(-1.0, dtype=tf.float64, name="best")
     rounds_done = tf.Variable(0, dtype=tf.int64, name="round")
+    best = tf.Variable(-1.0, dtype=tf.float64, name="best")
     ckpt = tf.train.Checkpoint(model=model, best=best, round=rounds_done)
-    latest = tf.train.CheckpointManager(ckpt, os.path.join(log_dir, "latest"), max_to_keep=1)
-    best_ckpt = tf.train.CheckpointManager(ckpt, os.path.join(log_dir, "best"), max_to_keep=1)
-    writer = tf.summary.create_file_writer(log_dir)
-    history, key = [], f"prec_at_{cfg.top_k}"
-    e_steps, n_critic, m_steps = (tf.constant(cfg.e_steps), tf.constant(cfg.n_critic),
-                                  tf.constant(cfg.m_steps))
+    return model, evaluator, ckpt
 
-    bar = tqdm(range(cfg.epochs), desc=cfg.dataset, unit="round", dynamic_ncols=True)
-    for r in bar:
-        t0 = time.perf_counter()
-        e_out = {k: float(v) for k, v in model.e_step(e_steps, n_critic).items()}
-        t1 = time.perf_counter()
-        m_out = {k: float(v) for k, v in model.m_step(m_steps).items()}
-        t2 = time.perf_counter()
-        metrics, records = evaluator.evaluate()
-        t3 = time.perf_counter()
-        rounds_done.assign(r + 1)
-        score = metrics[key]
-        if score > best.numpy():
-            best.assign(score)
-            write_dump(dump_path(res_dir, score), records)
-            tqdm.write(f"New best Prec@{cfg.top_k} = {score}")
-            best_ckpt.save(checkpoint_number=r + 1)
-        latest.save(checkpoint_number=r + 1)
-        row = {"round": r + 1, **metrics, **e_out, **m_out,
-               "e_step_s": t1 - t0, "m_step_s": t2 - t1, "eval_s": t3 - t2}
-        history.append(row)
-        write_history(os.path.join(log_dir, "history.csv"), history)
-        with writer.as_default(step=r + 1):
-            for name, value in row.items():
-                if name != "round":
-                    tf.summary.scalar("g_loss_kl_loss" if name == "kl_loss" else name, value)
-        bar.set_postfix({f"P@{cfg.top_k}": f"{score:.4f}", "best": f"{best.numpy():.4f}"})
-    writer.flush()
-    return float(best.numpy())
+
+def train(cfg, dataset, log_dir, res_dir):
+    """Run (or continue) the rounds; returns the exit status."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    model, evaluator, ckpt = build(cfg, dataset)
+    latest, best_slot = CheckpointSlot(os.path.join(log_dir, "latest")), CheckpointSlot(os.path.join(log_dir, "best"))
+    if latest.current():
+        restore(ckpt, latest.current())
+        print(f"Resuming from round {int(ckpt.round)} (best Prec@{cfg.top_k} so far {float(ckpt.best)})")
+    start = int(ckpt.round)
+    history_path = os.path.join(log_dir, "history.csv")
+    old = read_history(history_path)
+    history = rows_up_to(old, start)
+    if len(history) != len(old):
+        if history:
+            write_history(history_path, history)
+        else:
+            os.remove(history_path)
+
+    key = f"prec_at_{cfg.top_k}"
+    steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
+    writer = tf.summary.create_file_writer(log_dir)
+    bar = tqdm(range(start + 1, cfg.epochs + 1), initial=start, total=cfg.epochs, desc=cfg.dataset,
+               unit="round", dynamic_ncols=True)
+    try:
+        with StopOnSignal() as stop:
+            for r in bar:
+                try:
+                    metrics, losses, timings, records = run_round(r, model, evaluator, steps)
+                except KeyboardInterrupt:
+                    raise Stopped(signal.SIGINT, f"stopped in round {r}, which is lost; "
+                                                 f"the latest checkpoint (round {r - 1}) is kept")
+                score = metrics[key]
+                ckpt.round.assign(r)
+                if score > float(ckpt.best):
+                    ckpt.best.assign(score)
+                    write_dump(res_dir, score, records)
+                    tqdm.write(f"New best Prec@{cfg.top_k} = {score}")
+                    best_slot.save(ckpt, r)
+                # History before the latest checkpoint: a kill between them leaves a row that
+                # the resumed run drops and writes again.
+                history.append({"round": r, **metrics, **losses, **timings})
+                write_history(history_path, history)
+                with writer.as_default(step=r):
+                    for name, value in {**metrics, **losses, **timings}.items():
+                        tf.summary.scalar("g_loss_kl_loss" if name == "kl_loss" else name, value)
+                writer.flush()
+                fault_point("before_latest_checkpoint")
+                latest.save(ckpt, r)
+                bar.set_postfix({f"P@{cfg.top_k}": f"{score:.4f}", "best": f"{float(ckpt.best):.4f}"})
+                if stop.signum is not None:
+                    raise Stopped(stop.signum, f"stopped after round {r}; continue with --resume")
+    except Diverged as e:
+        kept = (f"the latest checkpoint (round {int(ckpt.round)}) and the dumps are kept" if int(ckpt.round)
+                else "no checkpoint was written yet")
+        raise Diverged(f"{e}. Stopped; {kept} (lower learning rates may help)")
+    finally:
+        bar.close()
+        writer.close()
+    print(f"Done: {cfg.epochs} rounds, best Prec@{cfg.top_k} = {float(ckpt.best)}")
+    return 0
+
+
+def evaluate_only(cfg, dataset, prefix, res_dir):
+    """Evaluate a checkpoint (or fresh weights) once and write its dump; returns the exit status."""
+    model, evaluator, ckpt = build(cfg, dataset)
+    if prefix:
+        restore(ckpt, prefix)
+        print(f"Evaluating {prefix} (round {int(ckpt.round)})")
+    else:
+        print(f"warning: no checkpoint found: evaluating freshly initialised weights (seed {cfg.seed})",
+              file=sys.stderr)
+    metrics, records = evaluator.evaluate()
+    for name, value in metrics.items():
+        print(f"{name} = {value}")
+    path = write_dump(os.path.join(res_dir, "eval"), metrics[f"prec_at_{cfg.top_k}"], records)
+    print(f"Dump: {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+def locked(log_dir):
+    """Take the run folder's lock, or refuse."""
+    os.makedirs(log_dir, exist_ok=True)
+    try:
+        return RunLock(log_dir).acquire()
+    except LockHeld as e:
+        raise UsageError(f"another run is using {log_dir} ({e}); wait for it to finish, "
+                         "or use another --logs_dir")
+
+
+def start_training(cfg, dataset, log_dir, res_dir, resume):
+    """Checks and files that come before the first round (holding the lock); returns the exit status."""
+    shape = model_shape(cfg, dataset)
+    check_can_train(resume, log_dir, shape)
+    remove_partials([log_dir, res_dir] + [os.path.join(log_dir, s) for s in ("latest", "best")])
+    os.makedirs(res_dir, exist_ok=True)
+    write_yaml(os.path.join(log_dir, "config.yml"), dict(cfg), "config")
+    write_yaml(os.path.join(log_dir, "model_shape.yml"), shape, "shape")
+    done = CheckpointSlot(os.path.join(log_dir, "latest")).current()
+    done = round_of(done) if done else 0
+    if resume and not done:
+        print(f"No checkpoint to resume in {log_dir}: starting from round 1")
+    if done >= cfg.epochs:
+        print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
+        return 0
+    return train(cfg, dataset, log_dir, res_dir)
+
+
+def prepare_and_run(argv):
+    args, flags = parse_args(argv)
+    cfg, _ = resolve_config(args.config, flags, None)
+    if args.resume or args.eval_only:  # the run's own config.yml is the base
+        cfg, changed = resolve_config(args.config, flags, os.path.join(run_dirs(cfg)[0], "config.yml"))
+        if changed and args.resume:
+            print(f"Resuming with changed settings: {', '.join(changed)}")
+    log_dir, res_dir = run_dirs(cfg)
+    dataset = load_checked_dataset(cfg)
+    print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
+    prefix = checkpoint_to_evaluate(args.checkpoint, log_dir) if args.eval_only else None
+    lock = locked(log_dir)
+    try:
+        if args.eval_only:
+            remove_partials([res_dir, os.path.join(res_dir, "eval")])
+            return evaluate_only(cfg, dataset, prefix, res_dir)
+        return start_training(cfg, dataset, log_dir, res_dir, args.resume)
+    finally:
+        lock.release()
+
+
+def _one_line(e):
+    return " ".join(str(e).split())
 
 
 def main(argv=None):
-    """Entry point; returns the exit status (0 ok, 2 bad input)."""
+    """Entry point; returns the exit status (see the module docstring)."""
     try:
-        config_file, flags = parse_args(argv)
-        cfg = config_lib.load_config(config_file=config_file, flags=flags)
-        print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
-        train(cfg)
-    except (ConfigError, DatasetError, UsageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return prepare_and_run(argv)
+    except (ConfigError, DatasetError, UsageError, CheckpointMismatch) as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Diverged as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Stopped as e:
+        signum, message = e.args
+        print(message, file=sys.stderr)
+        return 128 + signum
+    except KeyboardInterrupt:
+        print("interrupted; the latest checkpoint is kept", file=sys.stderr)
+        return 128 + signal.SIGINT
