@@ -189,11 +189,6 @@ class StopOnSignal:
               "(send it again to stop at once and lose this round)", file=sys.stderr, flush=True)
 
 
-def nonfinite(values):
-    """Names of the entries of {name: float} that are NaN or infinite."""
-    return [name for name, v in values.items() if not math.isfinite(v)]
-
-
 def check_finite(round_, step, losses, weights):
     """Raise Diverged naming the round, step kind and losses when any loss or weight is not finite.
 
