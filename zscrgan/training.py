@@ -33,12 +33,6 @@ class ZSCRGAN(tf.Module):
 
     # --- one batch -------------------------------------------------------------------
 
-    def noise(self):
-        """Fresh noise for one batch: eps, eps_w (B, E) truncated normal; z, z1 (B, Z) normal."""
-        B, E, Z = self.cfg.batch_size, self.cfg.embed_dim, self.cfg.z_dim
-        return (self.rng.truncated_normal([B, E]), self.rng.truncated_normal([B, E]),
-                self.rng.normal([B, Z]), self.rng.normal([B, Z]))
-
     def generate(self, t, eps, z):
         """CA then G: t (B, T) -> f (B, I), c (B, E), mu (B, E), log_sigma (B, E)."""
         c, mu, log_sigma = self.nets.generator.condition(t, eps)
