@@ -350,3 +350,21 @@ def test_saving_a_round_again_never_touches_the_checkpoint_in_use(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["checkpoint", "ckpt-3_1.data-00000-of-00001", "ckpt-3_1.index"]
     slot.save(ckpt, 4)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint", "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
+
+
+def test_history_drops_rows_past_the_checkpoint_and_grows_columns(tmp_path):
+    from zscrgan.runfiles import History, read_history
+
+    path = str(tmp_path / "history.csv")
+    h = History(path, 0)
+    for r in (1, 2, 3):
+        h.append({"round": r, "prec_at_5": r / 10})
+    assert [row["round"] for row in read_history(path)] == ["1", "2", "3"]
+    h = History(path, 2)  # the checkpoint says round 2: round 3's row was written after it
+    assert [row["round"] for row in read_history(path)] == ["1", "2"]
+    h.append({"round": 3, "prec_at_5": 0.5, "prec_at_10": 0.25})
+    rows = read_history(path)
+    assert list(rows[0]) == ["round", "prec_at_5", "prec_at_10"]
+    assert rows[0]["prec_at_10"] == "" and rows[2] == {"round": "3", "prec_at_5": "0.5", "prec_at_10": "0.25"}
+    History(path, 0)
+    assert not os.path.exists(path)

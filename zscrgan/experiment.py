@@ -26,9 +26,8 @@ from zscrgan import config as config_lib
 from zscrgan.checkpointing import CheckpointMismatch, CheckpointSlot, restore, round_of
 from zscrgan.config import ConfigError
 from zscrgan.data import DatasetError
-from zscrgan.runfiles import (LockHeld, RunLock, atomic_write, fault_point, model_shape, read_history,
-                              read_yaml, remove_partials, rows_up_to, shape_changes, write_history,
-                              write_yaml)
+from zscrgan.runfiles import (History, LockHeld, RunLock, atomic_write, fault_point, model_shape,
+                              read_yaml, remove_partials, shape_changes, write_yaml)
 
 PAPER_DATASETS = "the paper's datasets (AWA1, AWA2, CUB, FLO, NAB_SCS, NAB_SCE, WIKI) come from the authors' links in README.md, 'Getting the data'"
 
@@ -262,14 +261,7 @@ def train(cfg, dataset, log_dir, res_dir):
         restore(ckpt, latest.current())
         print(f"Resuming from round {int(ckpt.round)} (best Prec@{cfg.top_k} so far {float(ckpt.best)})")
     start = int(ckpt.round)
-    history_path = os.path.join(log_dir, "history.csv")
-    old = read_history(history_path)
-    history = rows_up_to(old, start)
-    if len(history) != len(old):
-        if history:
-            write_history(history_path, history)
-        else:
-            os.remove(history_path)
+    history = History(os.path.join(log_dir, "history.csv"), start)
 
     key = f"prec_at_{cfg.top_k}"
     steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
@@ -294,7 +286,6 @@ def train(cfg, dataset, log_dir, res_dir):
                 # History before the latest checkpoint: a kill between them leaves a row that
                 # the resumed run drops and writes again.
                 history.append({"round": r, **metrics, **losses, **timings})
-                write_history(history_path, history)
                 with writer.as_default(step=r):
                     for name, value in {**metrics, **losses, **timings}.items():
                         tf.summary.scalar("g_loss_kl_loss" if name == "kl_loss" else name, value)

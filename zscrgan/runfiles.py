@@ -97,19 +97,42 @@ def read_history(path):
         return list(csv.DictReader(f))
 
 
-def write_history(path, rows):
-    """Write all rows; columns are the union of the rows' keys, first seen first."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, buf.getvalue().encode(), "history")
+class History:
+    """A run's history.csv, one row per round, rewritten whole after each round.
 
+    Rows of rounds after `last_round` (written by a killed run after its last checkpoint)
+    are dropped. Formatted lines are kept, so a round formats one row, not all of them.
+    """
 
-def rows_up_to(rows, last_round):
-    """The rows of rounds 1..last_round: rows a killed run wrote after its last checkpoint go."""
-    return [row for row in rows if int(row["round"]) <= last_round]
+    def __init__(self, path, last_round):
+        self.path = path
+        old = read_history(path)
+        self.rows = [row for row in old if int(row["round"]) <= last_round]
+        self.columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        self.lines = [self._format(row) for row in self.rows]
+        if len(self.rows) != len(old):
+            self.write()
+
+    def _format(self, row):
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n").writerow(row)
+        return buf.getvalue()
+
+    def append(self, row):
+        self.rows.append(row)
+        if not set(row) <= set(self.columns):  # new columns (eval_ks changed on resume)
+            self.columns += [k for k in row if k not in self.columns]
+            self.lines = [self._format(r) for r in self.rows[:-1]]
+        self.lines.append(self._format(row))
+        self.write()
+
+    def write(self):
+        if not self.rows:
+            if os.path.exists(self.path):
+                os.remove(self.path)
+            return
+        header = ",".join(self.columns) + "\n"
+        atomic_write(self.path, (header + "".join(self.lines)).encode(), "history")
 
 
 # --------------------------------------------------------------------------- model shape
