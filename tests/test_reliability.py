@@ -195,10 +195,20 @@ def test_nonfinite_loss_stops_with_status_3_and_keeps_the_last_good_state(refere
     rc, out, err = run(base, "--resume", "--epochs", str(EPOCHS + 1), "--generator_lr", "1e30")
     assert rc == 3
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"error: round {EPOCHS + 1}: training diverged") and "generator" in last
+    assert last.startswith(f"error: round {EPOCHS + 1}: training diverged in the E-step")
+    assert "generator loss g_loss = nan" in last and "mean losses of the step: d_loss = " in last
     assert f"latest checkpoint (round {EPOCHS})" in last and "Traceback" not in err
     assert (dumps(base), latest_prefix(base)) == before and len(history(base)) == EPOCHS
     assert_files_complete(base)
+
+
+def test_nonfinite_csem_weights_stop_the_first_round(tmp_path):
+    base = new_base(tmp_path)
+    rc, out, err = run(base, "--epochs", "2", "--CSEM_lr", "3e38")
+    assert rc == 3
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: round 1: training diverged in the M-step: CSEM weights are not finite")
+    assert "no checkpoint was written yet" in last and not latest_prefix(base) and not dumps(base)
 
 
 def test_resume_refuses_a_new_model_shape_and_fresh_runs_refuse_old_checkpoints(reference, tmp_path):

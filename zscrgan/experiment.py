@@ -197,7 +197,9 @@ def check_finite(round_, step, losses, weights):
            if not math.isfinite(value)]
     bad += [f"{kind} weights are not finite" for kind, ok in weights.items() if not ok]
     if bad:
-        raise Diverged(f"round {round_}: training diverged in the {step}: {'; '.join(bad)}")
+        means = ", ".join(f"{name} = {value:.6g}" for (_, name), value in losses.items())
+        raise Diverged(f"round {round_}: training diverged in the {step}: {'; '.join(bad)} "
+                       f"(mean losses of the step: {means})")
 
 
 def weights_finite(groups):
