@@ -60,8 +60,8 @@ def parse_args(argv):
     parser.add_argument("--config", help="a YAML file of overrides, applied after configs/<dataset>.yml")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in the logs folder from its latest checkpoint "
-                             "(its config.yml is the base; options given here override it, "
-                             "except those that change the model's shape)")
+                             "(its config.yml is the base and options given here override it; "
+                             "a change of the model's shape is refused)")
     parser.add_argument("--eval_only", action="store_true",
                         help="evaluate a checkpoint and write its dump to <results>/<NAME>_res/eval/, "
                              "without training")
@@ -275,8 +275,8 @@ def train(cfg, dataset, log_dir, res_dir):
             for r in bar:
                 try:
                     metrics, losses, timings, records = run_round(r, model, evaluator, steps)
-                except KeyboardInterrupt:
-                    raise Stopped(signal.SIGINT, f"stopped in round {r}, which is lost; "
+                except KeyboardInterrupt:  # a second signal, or Ctrl-C before the handler was set
+                    raise Stopped(stop.signum or signal.SIGINT, f"stopped in round {r}, which is lost; "
                                                  f"the latest checkpoint (round {r - 1}) is kept")
                 score = metrics[key]
                 ckpt.round.assign(r)
