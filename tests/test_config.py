@@ -7,6 +7,7 @@ import yaml
 from conftest import ROOT
 from zscrgan import config as config_lib
 from zscrgan.config import ConfigError, load_config
+from zscrgan.runfiles import write_yaml
 
 
 def test_defaults_are_the_reference_flags():
@@ -89,5 +90,5 @@ def test_missing_dataset_and_bad_yaml(tmp_path):
 def test_resolved_config_round_trips(tmp_path):
     cfg = load_config(flags={"dataset": "X", "seed": "7"})
     path = tmp_path / "config.yml"
-    config_lib.dump_config(cfg, str(path))
+    write_yaml(str(path), dict(cfg), "config")
     assert yaml.safe_load(path.read_text()) == dict(cfg)

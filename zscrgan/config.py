@@ -139,9 +139,3 @@ def load_config(dataset=None, config_file=None, flags=None):
         cfg[key] = _coerce(key, cfg[key], expected, f"--{key}")
     validate(cfg)
     return EasyDict(cfg)
-
-
-def dump_config(cfg, path):
-    """Write the resolved configuration as YAML (keys in default.yml's order)."""
-    with open(path, "w") as f:
-        yaml.safe_dump(dict(cfg), f, sort_keys=False)

@@ -5,7 +5,6 @@ image of every test class, in the same order. Ranking is by cosine similarity, b
 first, ties to the lower gallery index (what `tf.math.top_k` does).
 """
 import os
-import pickle
 
 import numpy as np
 import tensorflow as tf
@@ -99,14 +98,6 @@ def prec_from_records(records):
 def dump_path(results_dir, score):
     """`<results_dir>/acc<str(score)>.pkl`, as the reference names it."""
     return os.path.join(results_dir, f"acc{score}.pkl")
-
-
-def write_dump(path, records):
-    """Pickle the records (written to a temporary file, then renamed into place)."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        pickle.dump(records, f, protocol=2)
-    os.replace(tmp, path)
 
 
 class Evaluator:

@@ -161,8 +161,3 @@ class ZSCRGAN(tf.Module):
         for j in tf.range(m_steps):
             total += self.csem_update(f[j, :B], c[j, :B], f[j, B:])
         return {"csem_loss": total / tf.cast(tf.maximum(m_steps, 1), tf.float32)}
-
-    def all_finite(self):
-        """True when every variable of the three networks is finite."""
-        return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
-                                   for v in self.nets.trainable_variables]))
