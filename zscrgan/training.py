@@ -156,8 +156,11 @@ class ZSCRGAN(tf.Module):
         t_w = tf.roll(x["t"], 1, axis=1)
         f, c = self.generate_many(tf.concat([x["t"], t_w], 1), tf.concat([x["eps"], x["eps_w"]], 1),
                                   tf.concat([x["z"], x["z1"]], 1))
-        B = self.cfg.batch_size
+        # Split before the loop: XLA on CPU (TF 2.21) reads f[j, :B] and f[j, B:] inside a
+        # while loop as the same rows; indexing only the leading axis is read correctly.
+        f, fw = tf.split(f, 2, axis=1)
+        c = tf.split(c, 2, axis=1)[0]
         total = tf.constant(0.0)
         for j in tf.range(m_steps):
-            total += self.csem_update(f[j, :B], c[j, :B], f[j, B:])
+            total += self.csem_update(f[j], c[j], fw[j])
         return {"csem_loss": total / tf.cast(tf.maximum(m_steps, 1), tf.float32)}
