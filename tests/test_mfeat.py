@@ -34,12 +34,17 @@ def test_shapes_and_scale(ds):
         assert ds.images[c].min() >= 0.0 and ds.images[c].max() <= 1.0
 
 
-@pytest.mark.skipif(not os.environ.get("ZSCRGAN_MFEAT_SOURCE"),
+# The CSVs: $ZSCRGAN_MFEAT_SOURCE, else the project's shared data folder beside the clone.
+SOURCE = os.environ.get("ZSCRGAN_MFEAT_SOURCE",
+                        os.path.join(os.path.dirname(ROOT), "shared", "data", "uci-mfeat"))
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(SOURCE, "mfeat-fou.csv")),
                     reason="set ZSCRGAN_MFEAT_SOURCE to the UCI mfeat CSV folder to check the rebuild")
 def test_rebuild_is_byte_identical(tmp_path):
     out = tmp_path / "MFEAT"
     subprocess.run([sys.executable, os.path.join(ROOT, "datasets", "build_mfeat.py"),
-                    "--source", os.environ["ZSCRGAN_MFEAT_SOURCE"], "--out", str(out)],
+                    "--source", SOURCE, "--out", str(out)],
                    check=True, capture_output=True)
     for fname in FILES:
         with open(os.path.join(MFEAT, fname), "rb") as a, open(out / fname, "rb") as b:
