@@ -21,7 +21,6 @@ import sys
 import time
 
 from common import batch32_shapes, eval_flops, matmul_rate, np, peak_rss_gb, tf
-from easydict import EasyDict
 from zscrgan.config import load_config
 from zscrgan.evaluation import l2_normalize, rank
 from zscrgan.networks import Networks

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import make_dataset
-from zscrgan.data import DatasetError, load_dataset, load_pickle, save_dataset
+from zscrgan.data import DatasetError, load_dataset, load_pickle
 
 
 def py2_pickle(obj):

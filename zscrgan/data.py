@@ -4,6 +4,7 @@ A folder holds four pickles: `txt_embed_dict.pkl` and `image_embed_dict.pkl`
 ({class id: list or 2-D array of vectors}), `trainids.pkl` (seen classes) and
 `testids.pkl` (unseen classes). The published ones are Python 2 pickles.
 """
+import codecs
 import dataclasses
 import os
 import pickle
@@ -13,45 +14,49 @@ import numpy as np
 
 FILES = ("txt_embed_dict.pkl", "image_embed_dict.pkl", "trainids.pkl", "testids.pkl")
 
-# What Python 2 / numpy 1 / numpy 2 pickles of such files may name (TF2-NOTES.md, "Pickles").
-_ALLOWED = {
-    ("__builtin__", "set"), ("builtins", "set"),
-    ("__builtin__", "frozenset"), ("builtins", "frozenset"),
-    ("__builtin__", "long"), ("__builtin__", "unicode"),
-    ("__builtin__", "bytes"), ("builtins", "bytes"),  # empty buffers in protocol-2 files
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("_codecs", "encode"),
-}
-_RENAMED = {("__builtin__", "long"): int, ("__builtin__", "unicode"): str, ("__builtin__", "bytes"): bytes}
-
 
 class DatasetError(ValueError):
     """A missing, unsafe or invalid dataset; the message names the file and the problem."""
 
 
-class _Refused(pickle.UnpicklingError):
-    pass
+_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+# Everything Python 2 / numpy 1 / numpy 2 pickles of such files may name (TF2-NOTES.md,
+# "Pickles"), with what each name is loaded as. Numpy 1 and Python 2 files name numpy.core.
+SAFE_GLOBALS = {
+    ("__builtin__", "set"): set, ("builtins", "set"): set,
+    ("__builtin__", "frozenset"): frozenset, ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "long"): int, ("__builtin__", "unicode"): str,
+    ("__builtin__", "bytes"): bytes, ("builtins", "bytes"): bytes,  # empty buffers in protocol-2 files
+    ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _MULTIARRAY._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _MULTIARRAY._reconstruct,
+    ("numpy.core.multiarray", "scalar"): _MULTIARRAY.scalar,
+    ("numpy._core.multiarray", "scalar"): _MULTIARRAY.scalar,
+    ("_codecs", "encode"): codecs.encode,
+}
+
+
+class Refused(pickle.UnpicklingError):
+    """The pickle names something outside the allowed globals."""
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Admits containers, numbers, strings and numpy arrays/dtypes; refuses everything else."""
+    """Admits builtin containers, numbers and strings, plus the globals in `allowed`."""
+
+    def __init__(self, f, allowed):
+        super().__init__(f, encoding="latin1")  # Python 2 files hold numpy buffers as str
+        self.allowed = allowed
 
     def find_class(self, module, name):
-        if (module, name) not in _ALLOWED:
-            raise _Refused(f"refused to load {module}.{name}")
-        if (module, name) in _RENAMED:
-            return _RENAMED[(module, name)]
-        if module == "_codecs":
-            import codecs
-            return codecs.encode
-        if module.endswith("multiarray"):  # numpy 1 and Python 2 files name numpy.core
-            mod = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-            return getattr(mod, name)
-        if module == "numpy":
-            return getattr(np, name)
-        return getattr(__import__("builtins"), name)
+        if (module, name) not in self.allowed:
+            raise Refused(f"refused to load {module}.{name}")
+        return SAFE_GLOBALS[(module, name)]
+
+
+def restricted_load(f, allowed=frozenset(SAFE_GLOBALS)):
+    """Unpickle from the open file `f`, admitting only the globals in `allowed` (a subset of
+    SAFE_GLOBALS' keys). Raises Refused for anything else."""
+    return _RestrictedUnpickler(f, allowed).load()
 
 
 def load_pickle(path):
@@ -60,8 +65,8 @@ def load_pickle(path):
         raise DatasetError(f"{path} is missing")
     try:
         with open(path, "rb") as f:
-            return _RestrictedUnpickler(f, encoding="latin1").load()
-    except _Refused as e:
+            return restricted_load(f)
+    except Refused as e:
         raise DatasetError(f"{path}: {e} (only containers, numbers, strings and numpy arrays are allowed)")
     except Exception as e:  # truncated or corrupt files raise many kinds of errors
         raise DatasetError(f"{path} is not a readable pickle ({type(e).__name__}: {e})")

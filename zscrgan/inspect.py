@@ -12,18 +12,16 @@ Bad input (a missing file, not a dump, an unknown dataset) is one line on stderr
 status 2.
 """
 import argparse
-import codecs
 import csv
 import json
 import math
 import os
-import pickle
 import re
 import sys
 
 import numpy as np
 
-from zscrgan.data import FILES, DatasetError, list_datasets, load_dataset
+from zscrgan.data import FILES, DatasetError, Refused, list_datasets, load_dataset, restricted_load
 
 
 def evaluation():
@@ -39,28 +37,10 @@ class InspectError(ValueError):
 
 # Dumps hold only lists, dicts and numbers. The reference (Python 2) pickled numpy int64
 # class ids, which arrive as numpy scalars; nothing else is admitted.
-_DUMP_GLOBALS = {
-    ("__builtin__", "long"): int,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "scalar"): None,
-    ("numpy._core.multiarray", "scalar"): None,
-    ("_codecs", "encode"): codecs.encode,
-}
-
-
-class _Refused(pickle.UnpicklingError):
-    pass
-
-
-class _DumpUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _DUMP_GLOBALS:
-            raise _Refused(f"refused to load {module}.{name}")
-        found = _DUMP_GLOBALS[(module, name)]
-        if found is None:  # numpy scalar: numpy 1 / Python 2 files name numpy.core
-            mod = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-            found = mod.scalar
-        return found
+_DUMP_GLOBALS = frozenset({
+    ("__builtin__", "long"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+})
 
 
 def _as_class_id(value):
@@ -78,8 +58,8 @@ def load_dump(path):
         raise InspectError(f"{path}: no such file")
     try:
         with open(path, "rb") as f:
-            obj = _DumpUnpickler(f, encoding="latin1").load()
-    except _Refused as e:
+            obj = restricted_load(f, _DUMP_GLOBALS)
+    except Refused as e:
         raise InspectError(f"{path} is not a retrieval dump: {e} (dumps hold only lists, dicts and numbers)")
     except Exception as e:  # truncated or corrupt files raise many kinds of errors
         raise InspectError(f"{path} is not a readable pickle ({type(e).__name__}: {e})")
