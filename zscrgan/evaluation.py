@@ -110,9 +110,12 @@ class Evaluator:
     """
 
     def __init__(self, dataset, nets, rng, k=50, eval_ks=(), chunk=1024):
-        texts, self.query_labels, images, self.gallery_labels = eval_split(dataset)
-        self.texts = tf.constant(texts)
-        self.images = tf.constant(images)
+        """dataset: a Dataset, or an unseen split as `eval_split` returns it (texts (Q, T),
+        query labels (Q,), images (N, I), gallery labels (N,)); texts and images may be tensors."""
+        split = dataset if isinstance(dataset, tuple) else eval_split(dataset)
+        texts, self.query_labels, images, self.gallery_labels = split
+        self.texts = tf.convert_to_tensor(texts, tf.float32)
+        self.images = tf.convert_to_tensor(images, tf.float32)
         self.nets, self.rng, self.k, self.chunk = nets, rng, k, chunk
         self.ks = sorted({k, *eval_ks})
         classes, counts = np.unique(self.gallery_labels, return_counts=True)
@@ -133,18 +136,23 @@ class Evaluator:
     def _embed_gallery(self, v):
         return l2_normalize(self.nets.csem(v))
 
-    def _chunked(self, fn, x):
-        return tf.concat([fn(x[i:i + self.chunk]) for i in range(0, int(x.shape[0]), self.chunk)], 0)
+    def embed_queries(self):
+        """Every query's embedding (Q, E), `chunk` rows per pass."""
+        c = self.chunk
+        return tf.concat([self._embed_queries(self.texts[i:i + c])
+                          for i in range(0, int(self.texts.shape[0]), c)], 0)
+
+    def gallery_blocks(self):
+        """The gallery's embeddings, `chunk` rows at a time: (chunk, E) blocks in gallery order."""
+        c = self.chunk
+        return (self._embed_gallery(self.images[i:i + c]) for i in range(0, int(self.images.shape[0]), c))
 
     def evaluate(self):
         """Returns ({prec_at_<k>, map_at_<K>}, records of the K dump).
 
         The dump's score is metrics[f"prec_at_{K}"], K = self.k.
         """
-        queries = self._chunked(self._embed_queries, self.texts)
-        n, c = int(self.images.shape[0]), self.chunk
-        gallery = (self._embed_gallery(self.images[i:i + c]) for i in range(0, n, c))
-        retrieved = self.gallery_labels[rank(queries, gallery, self.ks[-1])]
+        retrieved = self.gallery_labels[rank(self.embed_queries(), self.gallery_blocks(), self.ks[-1])]
         metrics = {f"prec_at_{k}": prec_at_k(self.query_labels, retrieved[:, :k]) for k in self.ks}
         top = retrieved[:, :self.k]
         metrics[f"map_at_{self.k}"] = map_at_k(self.query_labels, top, self.n_relevant)
