@@ -40,7 +40,7 @@ def per_row_flops(cfg, T, I):
 
 
 def round_flops(cfg, T, I):
-    """FLOPs of one round's updates (SPEC.md section 5); backward counted as 2x forward,
+    """FLOPs of one round's updates (docs/algorithm.md §5); backward counted as 2x forward,
     except where only weight gradients are needed (1x)."""
     B = cfg.batch_size
     gen, dis, csem = per_row_flops(cfg, T, I)

@@ -1,4 +1,4 @@
-"""Every loss against a NumPy transcription of SPEC.md sections 2-3, on fixed weights and batch."""
+"""Every loss against a NumPy transcription of docs/algorithm.md §2-3, on fixed weights and batch."""
 import numpy as np
 import pytest
 import tensorflow as tf

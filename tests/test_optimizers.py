@@ -1,4 +1,4 @@
-"""TF1 RMSProp and Adam against updates computed by hand (SPEC.md section 4)."""
+"""TF1 RMSProp and Adam against updates computed by hand (docs/algorithm.md §4)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,7 +7,7 @@ from zscrgan.optimizers import Adam, RMSProp
 
 
 def test_rmsprop_matches_tf1_numbers():
-    # TF2-NOTES.md: with g = 0.5 and lr = 2e-4, TF1 moves a weight by -1.04e-4, -1.08e-4, -1.12e-4.
+    # docs/algorithm.md §10: with g = 0.5 and lr = 2e-4, TF1 moves a weight by -1.04e-4, -1.08e-4, -1.12e-4.
     w = tf.Variable([1.0])
     opt = RMSProp([w], 2e-4)
     moves = []

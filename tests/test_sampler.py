@@ -1,4 +1,4 @@
-"""The batch sampler of SPEC.md section 6, drawn eagerly and compiled."""
+"""The batch sampler of docs/algorithm.md §6, drawn eagerly and compiled."""
 import collections
 
 import numpy as np
@@ -36,7 +36,7 @@ def test_small_batches_take_distinct_classes_and_never_pad(tmp_path):
         v, _, y = s.sample()
         labels = y.numpy().tolist()
         assert len(set(labels)) == 3 and v.shape == (3, ds.image_dim)
-        assert np.all(np.abs(v.numpy()).sum(1) > 0)  # no zero rows (SPEC.md 9.2)
+        assert np.all(np.abs(v.numpy()).sum(1) > 0)  # no zero rows (docs/algorithm.md §9.2)
         seen.append(labels)
     # 7 classes, batches of 3: each pass uses 6 of them and then reshuffles
     assert len(set(seen[0] + seen[1])) == 6 and len(set(seen[2] + seen[3])) == 6

@@ -4,7 +4,7 @@
                                 [--k 50] [--seed 0] [--alpha 1.0] [--cca_dim D] [--max_pairs 2000]
 
 Both baselines are fitted on the seen classes only and evaluated exactly like ZSCRGAN
-(SPEC.md section 7): every unseen text queries the gallery of every unseen image, ranked by
+(docs/algorithm.md §7): every unseen text queries the gallery of every unseen image, ranked by
 cosine similarity (ties to the lower gallery index), macro Prec@K and mAP@K.
 - ridge: linear regression from text to image features; query = ridge(text), gallery = images,
   both centred on the seen images' mean.

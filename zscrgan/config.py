@@ -18,7 +18,7 @@ DEFAULT_FILE = os.path.join(CONFIG_DIR, "default.yml")
 # Keys whose default is null: their type when set.
 _NULLABLE_TYPES = {"dataset": str}
 
-# (key, lowest allowed, inclusive?): what SPEC.md's formulas need to make sense.
+# (key, lowest allowed, inclusive?): what the formulas of docs/algorithm.md need to make sense.
 _RANGES = [
     ("batch_size", 2, True), ("embed_dim", 1, True), ("z_dim", 1, True),
     ("gf_dim", 1, True), ("df_dim", 1, True), ("epochs", 0, True),

@@ -1,4 +1,4 @@
-"""Dataset folders (SPEC.md section 1): safe loading, validation, writing.
+"""Dataset folders (docs/algorithm.md §1): safe loading, validation, writing.
 
 A folder holds four pickles: `txt_embed_dict.pkl` and `image_embed_dict.pkl`
 ({class id: list or 2-D array of vectors}), `trainids.pkl` (seen classes) and
@@ -20,8 +20,8 @@ class DatasetError(ValueError):
 
 
 _MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-# Everything Python 2 / numpy 1 / numpy 2 pickles of such files may name (TF2-NOTES.md,
-# "Pickles"), with what each name is loaded as. Numpy 1 and Python 2 files name numpy.core.
+# Everything Python 2 / numpy 1 / numpy 2 pickles of such files may name (docs/algorithm.md
+# §10), with what each name is loaded as. Numpy 1 and Python 2 files name numpy.core.
 SAFE_GLOBALS = {
     ("__builtin__", "set"): set, ("builtins", "set"): set,
     ("__builtin__", "frozenset"): frozenset, ("builtins", "frozenset"): frozenset,
@@ -144,7 +144,7 @@ def _ids(obj, fname):
 
 
 def validate(text, images, train_ids, test_ids):
-    """SPEC.md section 1 checks on already-converted parts; raises DatasetError."""
+    """docs/algorithm.md §1 checks on already-converted parts; raises DatasetError."""
     overlap = sorted(set(train_ids) & set(test_ids))
     if overlap:
         raise DatasetError(f"trainids.pkl and testids.pkl share classes {overlap[:10]}: zero-shot needs disjoint splits")

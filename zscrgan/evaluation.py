@@ -1,4 +1,4 @@
-"""Evaluation (SPEC.md section 7): rank the unseen gallery for every unseen text, Prec@K.
+"""Evaluation (docs/algorithm.md §7): rank the unseen gallery for every unseen text, Prec@K.
 
 Queries: every text of every test class (test-id order, then file order); gallery: every
 image of every test class, in the same order. Ranking is by cosine similarity, best
@@ -125,7 +125,7 @@ class Evaluator:
 
     @tf.function
     def _embed_queries(self, t):
-        """F(G(c2, z)) for texts t (n, T), c2 from CA with fresh eps, fresh z (SPEC.md section 7)."""
+        """F(G(c2, z)) for texts t (n, T), c2 from CA with fresh eps, fresh z (docs/algorithm.md §7)."""
         n = tf.shape(t)[0]
         eps = self.rng.truncated_normal([n, self.embed_dim])
         z = self.rng.normal([n, self.z_dim])

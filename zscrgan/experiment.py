@@ -1,7 +1,7 @@
 """The main job: `python run_exp.py --dataset NAME [options]`.
 
 Resolves the config, loads the dataset, then runs `epochs` rounds of E-step, M-step and
-evaluation (SPEC.md section 5). The Python loop only logs, evaluates and checkpoints.
+evaluation (docs/algorithm.md §5). The Python loop only logs, evaluates and checkpoints.
 Outputs: <results_dir>/<NAME>_res/acc<score>.pkl, <logs_dir>/<NAME>_logs/{config.yml,
 model_shape.yml, history.csv, TensorBoard events, latest/, best/}.
 

@@ -3,7 +3,7 @@
     python -m zscrgan.inspect retrieved_res/CUB_res/acc0.521.pkl [--json] [--dataset NAME] [--top N]
     python -m zscrgan.inspect --history ckt_logs/CUB_logs/history.csv [--json] [--rows N]
 
-A dump (SPEC.md section 7) is a pickled list with one dict per query, in query order:
+A dump (docs/algorithm.md §7) is a pickled list with one dict per query, in query order:
 {query class id: [class ids of the K retrieved images, best first]}. Its file name
 `acc<score>.pkl` carries the Prec@K the trainer measured; the inspector recomputes it from
 the records with the evaluation's own metric and says whether the two agree.

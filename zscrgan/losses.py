@@ -1,4 +1,4 @@
-"""The losses of SPEC.md sections 2-3, as small pure functions of tensors.
+"""The losses of docs/algorithm.md §2-3, as small pure functions of tensors.
 
 Shapes: B batch, E embed_dim, I image length. Scores from the critic are (B, 1).
 """
@@ -13,7 +13,7 @@ def _kl_part(a, b):
 
 
 def kl_loss(mu, log_sigma):
-    """The reference's KL term for conditioning augmentation (SPEC.md section 2), kept as is.
+    """The reference's KL term for conditioning augmentation (docs/algorithm.md §2), kept as is.
 
     mu, log_sigma: (B, E) -> scalar.
     """
@@ -27,7 +27,7 @@ def critic_loss(d_fake, d_wrong, d_real):
 
 
 def margin_term(f, v, v_wrong, margin):
-    """mm = mean |f - v|_1 - mean |f - v_w|_1 + margin; no hinge (SPEC.md section 9.4)."""
+    """mm = mean |f - v|_1 - mean |f - v_w|_1 + margin; no hinge (docs/algorithm.md §9.4)."""
     l1 = lambda a, b: tf.reduce_mean(tf.reduce_sum(tf.abs(a - b), axis=1))
     return l1(f, v) - l1(f, v_wrong) + margin
 

@@ -1,4 +1,4 @@
-"""The three networks of SPEC.md section 2, as plain `tf.Module`s.
+"""The three networks of docs/algorithm.md §2, as plain `tf.Module`s.
 
 Shapes: B batch, T text length, I image length, E embed_dim, Z z_dim.
 Layer names (`ca`, `g1`, `g2`, `g3`, `d1`, `d2`, `csem`) are those of the golden vector.

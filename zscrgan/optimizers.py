@@ -1,4 +1,4 @@
-"""TF1's RMSProp and Adam, which the reference used (SPEC.md section 4).
+"""TF1's RMSProp and Adam, which the reference used (docs/algorithm.md §4).
 
 Keras 3's versions differ (RMSProp's accumulator starts at 0, epsilons differ), so these
 are written out. Slots are created eagerly with the optimizer, one optimizer per network,

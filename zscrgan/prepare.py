@@ -1,4 +1,4 @@
-"""Dataset preparation: native dataset folders (SPEC.md section 1) from what researchers have.
+"""Dataset preparation: native dataset folders (docs/algorithm.md §1) from what researchers have.
 
     python -m zscrgan.prepare gbu --res101 res101.mat --att-splits att_splits.mat --out datasets/AWA2
     python -m zscrgan.prepare arrays --images X.npy --image-labels y.npy --texts T.npy \\

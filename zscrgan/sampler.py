@@ -1,4 +1,4 @@
-"""The reference's batch sampler (SPEC.md section 6), on the device.
+"""The reference's batch sampler (docs/algorithm.md §6), on the device.
 
 The training split lives in device tensors; cursors and the class order are variables,
 so a compiled loop draws batches without touching the host and a checkpoint holds the
@@ -13,7 +13,7 @@ class BatchSampler(tf.Module):
 
     Classes: B >= C: every class floor(B/C) times plus B mod C distinct ones, shuffled;
     B < C: the next B classes of a shuffled class list, reshuffled when fewer than B remain
-    (the reference padded with zero rows instead: SPEC.md section 9.2).
+    (the reference padded with zero rows instead: docs/algorithm.md §9.2).
     Images: per-class round robin, cursor advanced before use. Texts: the class's first.
     """
 

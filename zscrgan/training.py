@@ -1,4 +1,4 @@
-"""ZSCRGAN's EM training (SPEC.md sections 3-5): the updates and the compiled E- and M-steps.
+"""ZSCRGAN's EM training (docs/algorithm.md §3-5): the updates and the compiled E- and M-steps.
 
 One update = one batch and one optimizer step; `e_step` and `m_step` each run a whole step
 of a round inside one compiled call, drawing batches and noise on the device.
@@ -39,7 +39,7 @@ class ZSCRGAN(tf.Module):
         return self.nets.generator(c, z), c, mu, log_sigma
 
     def losses(self, v, t, eps, eps_w, z, z1):
-        """All losses of SPEC.md section 3 for one batch; v (B, I), t (B, T).
+        """All losses of docs/algorithm.md §3 for one batch; v (B, I), t (B, T).
 
         Returns {d_loss, g_loss, csem_loss, kl_loss, mm}, each a scalar.
         """
@@ -73,7 +73,7 @@ class ZSCRGAN(tf.Module):
         scores = self.nets.critic(tf.concat([f, v_w, v], 0), tf.concat([t, t, t], 0))
         return tf.split(scores, 3)
 
-    # --- the three updates (SPEC.md section 4) ---------------------------------------
+    # --- the three updates (docs/algorithm.md §4) ---------------------------------------
 
     def critic_update(self, v, t, f):
         """One RMSProp step on L_D over the critic, then clip every critic variable.
@@ -103,7 +103,7 @@ class ZSCRGAN(tf.Module):
         self.opt_f.apply(tape.gradient(l_c, self.f_vars), self.f_vars)
         return l_c
 
-    # --- compiled steps (SPEC.md section 5) ------------------------------------------
+    # --- compiled steps (docs/algorithm.md §5) ------------------------------------------
 
     def draw(self, n):
         """n batches and their noise, in sampling order: a dict of (n, B, ...) tensors.
