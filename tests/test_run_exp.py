@@ -59,3 +59,30 @@ def test_bad_config_value_is_one_line_and_status_2(tmp_path):
     proc = run(tmp_path, "--dataset", "TINY", "--batch_size", "1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "batch_size" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_named_runs_get_their_own_folders_and_the_unnamed_run_keeps_the_reference_layout(tmp_path):
+    make_dataset(str(tmp_path / "datasets" / "TINY"), n_img=20)
+    for name in (None, "a", "b"):
+        named = ["--run_name", name] if name else []
+        proc = run(tmp_path, "--dataset", "TINY", "--epochs", "1", *TINY_FLAGS, *named)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    res, logs = tmp_path / "res" / "TINY_res", tmp_path / "logs" / "TINY_logs"
+    assert len(glob.glob(str(res / "acc*.pkl"))) == 1
+    assert "run_name" not in yaml.safe_load((logs / "config.yml").read_text())
+    for name in ("a", "b"):
+        assert len(glob.glob(str(res / name / "acc*.pkl"))) == 1
+        assert yaml.safe_load((logs / name / "config.yml").read_text())["run_name"] == name
+        assert (logs / name / "latest" / "checkpoint").exists()
+    resumed = run(tmp_path, "--dataset", "TINY", "--run_name", "a", "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming from round 1" in resumed.stdout
+    assert len((logs / "a" / "history.csv").read_text().strip().splitlines()) == 3
+
+
+def test_a_run_name_that_is_no_folder_name_is_refused(tmp_path):
+    for bad in ("a/b", "../x", "latest", ".hidden"):
+        proc = run(tmp_path, "--dataset", "TINY", "--run_name", bad)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith(f"error: run_name {bad!r}")
+    assert not (tmp_path / "logs").exists()

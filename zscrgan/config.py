@@ -7,6 +7,7 @@ Merging is strict: a key missing from the defaults, or a value of the wrong type
 """
 import math
 import os
+import re
 
 import yaml
 from easydict import EasyDict
@@ -16,14 +17,22 @@ CONFIG_DIR = os.path.join(ROOT, "configs")
 DEFAULT_FILE = os.path.join(CONFIG_DIR, "default.yml")
 
 # Keys whose default is null: their type when set.
-_NULLABLE_TYPES = {"dataset": str}
+_NULLABLE_TYPES = {"dataset": str, "run_name": str}
+
+# Keys added after the reference's layout, with the value that leaves a run as it was:
+# config.yml omits them at that value, so a run that does not use them writes the same files.
+OPT_IN = {"run_name": None, "threads": 0}
+
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+# Folders an unnamed run keeps beside its named runs' folders.
+_RESERVED_NAMES = ("best", "eval", "latest")
 
 # (key, lowest allowed, inclusive?): what the formulas of docs/algorithm.md need to make sense.
 _RANGES = [
     ("batch_size", 2, True), ("embed_dim", 1, True), ("z_dim", 1, True),
     ("gf_dim", 1, True), ("df_dim", 1, True), ("epochs", 0, True),
     ("e_steps", 0, True), ("n_critic", 1, True), ("m_steps", 0, True),
-    ("top_k", 1, True), ("eval_chunk", 1, True), ("clip_val", 0, False),
+    ("top_k", 1, True), ("eval_chunk", 1, True), ("clip_val", 0, False), ("threads", 0, True),
     ("discriminator_lr", 0, True), ("generator_lr", 0, True), ("CSEM_lr", 0, True),
     ("kl_div_coefficient", 0, True), ("mm_reg_coeff", 0, True), ("margin", 0, True),
 ]
@@ -104,6 +113,10 @@ def validate(cfg):
     """Range checks; raises ConfigError naming the first bad key."""
     if not cfg["dataset"]:
         raise ConfigError("no dataset given: use --dataset NAME")
+    name = cfg.get("run_name")
+    if name is not None and (not _RUN_NAME.match(name) or name in _RESERVED_NAMES):
+        raise ConfigError(f"run_name {name!r} is not usable as a folder name: use letters, digits and "
+                          f"._=+- (not starting with one of those, and none of {', '.join(_RESERVED_NAMES)})")
     for key, low, inclusive in _RANGES:
         value = cfg[key]
         if isinstance(value, float) and not math.isfinite(value):
@@ -111,6 +124,11 @@ def validate(cfg):
         if value < low or (not inclusive and value == low):
             bound = f">= {low}" if inclusive else f"> {low}"
             raise ConfigError(f"config value {key} = {value!r} is out of range: it must be {bound}")
+
+
+def to_save(cfg):
+    """The mapping written as a run's config.yml: every key, except opt-in keys left off."""
+    return {k: v for k, v in cfg.items() if not (k in OPT_IN and v == OPT_IN[k])}
 
 
 def load_config(dataset=None, config_file=None, flags=None):

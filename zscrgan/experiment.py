@@ -3,7 +3,10 @@
 Resolves the config, loads the dataset, then runs `epochs` rounds of E-step, M-step and
 evaluation (docs/algorithm.md §5). The Python loop only logs, evaluates and checkpoints.
 Outputs: <results_dir>/<NAME>_res/acc<score>.pkl, <logs_dir>/<NAME>_logs/{config.yml,
-model_shape.yml, history.csv, TensorBoard events, latest/, best/}.
+model_shape.yml, history.csv, TensorBoard events, latest/, best/}; a run with a
+`run_name` uses a folder of that name inside each.
+
+`run` is the one training loop: the command line and the sweep's trials both call it.
 
 `--resume` continues a run from its latest checkpoint, `--eval_only` evaluates a checkpoint.
 Config and data are checked before TensorFlow is imported, so bad input fails fast.
@@ -17,6 +20,7 @@ import pickle
 import re
 import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -28,6 +32,7 @@ from zscrgan.config import ConfigError
 from zscrgan.data import DatasetError
 from zscrgan.runfiles import (History, LockHeld, RunLock, atomic_write, fault_point, model_shape,
                               read_yaml, remove_partials, shape_changes, write_yaml)
+from zscrgan.runfiles import run_dirs as _run_dirs
 
 PAPER_DATASETS = "the paper's datasets (AWA1, AWA2, CUB, FLO, NAB_SCS, NAB_SCE, WIKI) come from the authors' links in README.md, 'Getting the data'"
 
@@ -85,8 +90,7 @@ def parse_args(argv):
 
 def run_dirs(cfg):
     """(logs folder, results folder) of a run."""
-    return (os.path.join(cfg.logs_dir, f"{cfg.dataset}_logs"),
-            os.path.join(cfg.results_dir, f"{cfg.dataset}_res"))
+    return _run_dirs(cfg.dataset, cfg.run_name, cfg.logs_dir, cfg.results_dir)
 
 
 def resolve_config(config_file, flags, saved_file):
@@ -172,6 +176,8 @@ class StopOnSignal:
         self._previous = {}
 
     def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self  # e.g. a sweep's trial: its runner stops it, and Python allows handlers only here
         for s in (signal.SIGINT, signal.SIGTERM):
             self._previous[s] = signal.signal(s, self._handle)
         return self
@@ -237,12 +243,29 @@ def write_dump(res_dir, score, records):
     return path
 
 
+def set_threads(n):
+    """Use n CPU threads for TensorFlow's op pools (0: TensorFlow's choice). Only possible
+    before TensorFlow's runtime starts; afterwards a differing request is reported."""
+    import tensorflow as tf
+    if not n:
+        return
+    if tf.config.threading.get_intra_op_parallelism_threads() == n:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:
+        print(f"warning: threads = {n} ignored: TensorFlow had already started in this process",
+              file=sys.stderr)
+
+
 def build(cfg, dataset):
     """Model, evaluator and the checkpoint object holding the model, round and best score."""
     import tensorflow as tf
     from zscrgan.evaluation import Evaluator
     from zscrgan.training import ZSCRGAN
 
+    set_threads(cfg.threads)
     tf.config.experimental.enable_op_determinism()
     model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim, dataset)
     evaluator = Evaluator(dataset, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
@@ -252,8 +275,13 @@ def build(cfg, dataset):
     return model, evaluator, ckpt
 
 
-def train(cfg, dataset, log_dir, res_dir):
-    """Run (or continue) the rounds; returns the exit status."""
+def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
+    """Run (or continue) the rounds; returns {"rounds": rounds done, "best": best score}.
+
+    on_round(row, best, is_best), if given, is called after each round's checkpoint with the
+    round's history row ({round, prec_at_K..., map_at_K, losses, timings}), the best score so
+    far and whether this round set it. progress: show a progress bar.
+    """
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -269,7 +297,7 @@ def train(cfg, dataset, log_dir, res_dir):
     steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
     writer = tf.summary.create_file_writer(log_dir)
     bar = tqdm(range(start + 1, cfg.epochs + 1), initial=start, total=cfg.epochs, desc=cfg.dataset,
-               unit="round", dynamic_ncols=True)
+               unit="round", dynamic_ncols=True, disable=not progress)
     try:
         with StopOnSignal() as stop:
             for r in bar:
@@ -280,14 +308,16 @@ def train(cfg, dataset, log_dir, res_dir):
                                                  f"the latest checkpoint (round {r - 1}) is kept")
                 score = metrics[key]
                 ckpt.round.assign(r)
-                if score > float(ckpt.best):
+                is_best = score > float(ckpt.best)
+                if is_best:
                     ckpt.best.assign(score)
                     write_dump(res_dir, score, records)
                     tqdm.write(f"New best Prec@{cfg.top_k} = {score}")
                     best_slot.save(ckpt, r)
                 # History before the latest checkpoint: a kill between them leaves a row that
                 # the resumed run drops and writes again.
-                history.append({"round": r, **metrics, **losses, **timings})
+                row = {"round": r, **metrics, **losses, **timings}
+                history.append(row)
                 with writer.as_default(step=r):
                     for name, value in {**metrics, **losses, **timings}.items():
                         tf.summary.scalar("g_loss_kl_loss" if name == "kl_loss" else name, value)
@@ -295,6 +325,8 @@ def train(cfg, dataset, log_dir, res_dir):
                 fault_point("before_latest_checkpoint")
                 latest.save(ckpt, r)
                 bar.set_postfix({f"P@{cfg.top_k}": f"{score:.4f}", "best": f"{float(ckpt.best):.4f}"})
+                if on_round is not None:
+                    on_round(row, float(ckpt.best), is_best)
                 if stop.signum is not None:
                     raise Stopped(stop.signum, f"stopped after round {r}; continue with --resume")
     except Diverged as e:
@@ -305,11 +337,11 @@ def train(cfg, dataset, log_dir, res_dir):
         bar.close()
         writer.close()
     print(f"Done: {cfg.epochs} rounds, best Prec@{cfg.top_k} = {float(ckpt.best)}")
-    return 0
+    return {"rounds": int(ckpt.round), "best": float(ckpt.best)}
 
 
 def evaluate_only(cfg, dataset, prefix, res_dir):
-    """Evaluate a checkpoint (or fresh weights) once and write its dump; returns the exit status."""
+    """Evaluate a checkpoint (or fresh weights) once and write its dump."""
     model, evaluator, ckpt = build(cfg, dataset)
     if prefix:
         restore(ckpt, prefix)
@@ -322,7 +354,6 @@ def evaluate_only(cfg, dataset, prefix, res_dir):
         print(f"{name} = {value}")
     path = write_dump(os.path.join(res_dir, "eval"), metrics[f"prec_at_{cfg.top_k}"], records)
     print(f"Dump: {path}")
-    return 0
 
 
 # --------------------------------------------------------------------------- entry point
@@ -337,13 +368,13 @@ def locked(log_dir):
                          "or use another --logs_dir")
 
 
-def start_training(cfg, dataset, log_dir, res_dir, resume):
-    """Checks and files that come before the first round (holding the lock); returns the exit status."""
+def start_training(cfg, dataset, log_dir, res_dir, resume, on_round=None, progress=True):
+    """Checks and files that come before the first round (holding the lock), then `train`."""
     shape = model_shape(cfg, dataset)
     check_can_train(resume, log_dir, shape)
     remove_partials([log_dir, res_dir] + [os.path.join(log_dir, s) for s in ("latest", "best")])
     os.makedirs(res_dir, exist_ok=True)
-    write_yaml(os.path.join(log_dir, "config.yml"), dict(cfg), "config")
+    write_yaml(os.path.join(log_dir, "config.yml"), config_lib.to_save(cfg), "config")
     write_yaml(os.path.join(log_dir, "model_shape.yml"), shape, "shape")
     done = CheckpointSlot(os.path.join(log_dir, "latest")).current()
     done = round_of(done) if done else 0
@@ -351,8 +382,38 @@ def start_training(cfg, dataset, log_dir, res_dir, resume):
         print(f"No checkpoint to resume in {log_dir}: starting from round 1")
     if done >= cfg.epochs:
         print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
-        return 0
-    return train(cfg, dataset, log_dir, res_dir)
+        return {"rounds": done, "best": _best_of(cfg, log_dir)}
+    return train(cfg, dataset, log_dir, res_dir, on_round, progress)
+
+
+def _best_of(cfg, log_dir):
+    """The best score recorded in a run's history.csv, or None."""
+    from zscrgan.runfiles import read_history
+    scores = [float(row[f"prec_at_{cfg.top_k}"]) for row in read_history(os.path.join(log_dir, "history.csv"))]
+    return max(scores) if scores else None
+
+
+def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True):
+    """Train (or with eval_only, evaluate) one run of a resolved config; the one entry point
+    the command line and the sweep share.
+
+    Returns train's summary ({"rounds", "best"}) or None after eval_only. Raises ConfigError,
+    DatasetError, UsageError, CheckpointMismatch (bad input), Diverged, Stopped.
+    """
+    log_dir, res_dir = run_dirs(cfg)
+    dataset = load_checked_dataset(cfg)
+    if progress:
+        print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
+    prefix = checkpoint_to_evaluate(checkpoint, log_dir) if eval_only else None
+    lock = locked(log_dir)
+    try:
+        if eval_only:
+            remove_partials([res_dir, os.path.join(res_dir, "eval")])
+            evaluate_only(cfg, dataset, prefix, res_dir)
+            return None
+        return start_training(cfg, dataset, log_dir, res_dir, resume, on_round, progress)
+    finally:
+        lock.release()
 
 
 def prepare_and_run(argv):
@@ -362,18 +423,8 @@ def prepare_and_run(argv):
         cfg, changed = resolve_config(args.config, flags, os.path.join(run_dirs(cfg)[0], "config.yml"))
         if changed and args.resume:
             print(f"Resuming with changed settings: {', '.join(changed)}")
-    log_dir, res_dir = run_dirs(cfg)
-    dataset = load_checked_dataset(cfg)
-    print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
-    prefix = checkpoint_to_evaluate(args.checkpoint, log_dir) if args.eval_only else None
-    lock = locked(log_dir)
-    try:
-        if args.eval_only:
-            remove_partials([res_dir, os.path.join(res_dir, "eval")])
-            return evaluate_only(cfg, dataset, prefix, res_dir)
-        return start_training(cfg, dataset, log_dir, res_dir, args.resume)
-    finally:
-        lock.release()
+    run(cfg, args.resume, args.eval_only, args.checkpoint)
+    return 0
 
 
 def _one_line(e):

@@ -135,6 +135,21 @@ class History:
         atomic_write(self.path, (header + "".join(self.lines)).encode(), "history")
 
 
+# --------------------------------------------------------------------------- run folders
+
+def run_dirs(dataset, run_name=None, logs_dir="ckt_logs", results_dir="retrieved_res"):
+    """(logs folder, results folder) of a run.
+
+    Unnamed: the reference's `<logs_dir>/<dataset>_logs` and `<results_dir>/<dataset>_res`;
+    named: a folder `<run_name>` inside each, so named runs never share a folder.
+    """
+    logs = os.path.join(logs_dir, f"{dataset}_logs")
+    results = os.path.join(results_dir, f"{dataset}_res")
+    if run_name:
+        return os.path.join(logs, run_name), os.path.join(results, run_name)
+    return logs, results
+
+
 # --------------------------------------------------------------------------- model shape
 
 def model_shape(cfg, dataset):
