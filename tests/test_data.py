@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import make_dataset
-from zscrgan.data import DatasetError, load_dataset, load_pickle
+from zscrgan.data import DatasetError, load_dataset, load_pickle, save_dataset
 
 
 def py2_pickle(obj):
@@ -74,6 +74,17 @@ def test_python2_pickles_load_with_lists_or_arrays(tmp_path):
     np.testing.assert_array_equal(ds.text[2], a + 2)
     assert ds.images[1].shape == (1, 4) and ds.text[0].dtype == np.float32
     assert (ds.train_ids, ds.test_ids, ds.text_dim, ds.image_dim) == ([0, 1], [2], 3, 4)
+
+
+def test_dicts_keep_their_stored_order_and_save_dataset_stores_ascending_ids(tmp_path):
+    """The stored key order is the evaluation's query and gallery order (docs/algorithm.md §7)."""
+    vec = lambda v: np.full((1, 3), v, np.float32)
+    write_py2_folder(tmp_path / "PY2", {2: vec(2), 0: vec(0), 1: vec(1)}, {1: vec(1), 2: vec(2), 0: vec(0)}, [1, 0], [2])
+    ds = load_dataset(str(tmp_path / "PY2"))
+    assert (list(ds.text), list(ds.images)) == ([2, 0, 1], [1, 2, 0])
+    save_dataset(str(tmp_path / "S"), ds.text, ds.images, ds.train_ids, ds.test_ids)
+    saved = load_dataset(str(tmp_path / "S"))
+    assert (list(saved.text), list(saved.images), saved.train_ids) == ([0, 1, 2], [0, 1, 2], [1, 0])
 
 
 def test_save_then_load_round_trip(tmp_path):

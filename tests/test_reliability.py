@@ -305,7 +305,8 @@ def test_checkpoint_restores_every_part_of_the_training_state(tmp_path):
     from zscrgan.data import load_dataset
     from zscrgan.experiment import build
 
-    # 5 seen classes > batch 3: the sampler walks a shuffled class order with a cursor.
+    # 5 seen classes > batch 3: the sampler walks a class order with a cursor, reshuffled after
+    # the first pass (which follows trainids.pkl, as the fresh `other` below still does).
     dataset = load_dataset(make_dataset(str(tmp_path / "D"), n_train=5, n_img=6))
     cfg = tiny_config(batch_size=3)
     model, evaluator, ckpt = build(cfg, dataset)
@@ -316,6 +317,7 @@ def test_checkpoint_restores_every_part_of_the_training_state(tmp_path):
     ckpt.best.assign(0.25)
     prefix = CheckpointSlot(str(tmp_path / "latest")).save(ckpt, 4)
     assert int(model.sampler.cursor) > 0 and int(tf.reduce_sum(model.sampler.image_cursor)) > 0
+    assert model.sampler.order.numpy().tolist() != list(range(5))  # reshuffled, so its restore is tested
 
     other, other_eval, other_ckpt = build(tiny_config(batch_size=3, seed=1), dataset)
     restore(other_ckpt, prefix)

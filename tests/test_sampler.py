@@ -59,3 +59,27 @@ def test_compiled_sampling_continues_the_same_state(tmp_path):
     labels = [draw().numpy().tolist() for _ in range(4)]
     assert all(len(set(l)) == 3 for l in labels)
     assert int(s.cursor.numpy()) in (3, 6)
+
+
+def test_first_pass_follows_trainids_then_passes_are_shuffled(tmp_path):
+    folder = make_dataset(str(tmp_path / "D"), n_train=7, n_test=2)
+    ds = load_dataset(folder)
+    ds.train_ids = [5, 2, 6, 0, 3, 1, 4]  # an unsorted trainids.pkl
+    s = BatchSampler(ds, 3, tf.random.Generator.from_seed(1))
+    batches = [s.sample()[2].numpy().tolist() for _ in range(4)]
+    assert batches[:2] == [[5, 2, 6], [0, 3, 1]]  # floor(7/3) batches in file order (docs/algorithm.md §6)
+    order = s.order.numpy().tolist()  # the second pass
+    assert sorted(order) == list(range(7)) and order != list(range(7))
+    assert batches[2:] == [[ds.train_ids[i] for i in order[j:j + 3]] for j in (0, 3)]
+
+
+def test_random_stream_is_drawn_only_where_it_was_before(tmp_path):
+    """B >= C still draws the (unused) class order, so seeded runs like the demo keep their
+    random stream; B < C starts in file order and draws nothing."""
+    ds = load_dataset(make_dataset(str(tmp_path / "D"), n_train=4))
+    for batch_size, draws in ((4, 1), (10, 1), (3, 0)):
+        rng, expected = tf.random.Generator.from_seed(1), tf.random.Generator.from_seed(1)
+        BatchSampler(ds, batch_size, rng)
+        for _ in range(draws):
+            expected.uniform([4])
+        np.testing.assert_array_equal(rng.state.numpy(), expected.state.numpy(), err_msg=f"B = {batch_size}")

@@ -76,7 +76,8 @@ def load_pickle(path):
 class Dataset:
     """A validated dataset.
 
-    text, images: {class id: float32 array (n_c, T) / (n_c, I)}.
+    text, images: {class id: float32 array (n_c, T) / (n_c, I)}, in each file's stored key
+        order (the evaluation's query and gallery order, docs/algorithm.md §7).
     train_ids, test_ids: class ids (seen / unseen), in file order.
     """
     name: str
@@ -186,12 +187,13 @@ def load_dataset(folder):
 def save_dataset(folder, text, images, train_ids, test_ids):
     """Write a dataset folder in the published format (pickle protocol 2).
 
-    text, images: {class id: (n_c, d) array or list of vectors}.
+    text, images: {class id: (n_c, d) array or list of vectors}. The dicts are stored in
+    ascending class id, so the evaluation's order (their stored order) is the ids' order.
     """
     os.makedirs(folder, exist_ok=True)
     parts = {
-        "txt_embed_dict.pkl": {int(c): np.asarray(v, np.float32) for c, v in text.items()},
-        "image_embed_dict.pkl": {int(c): np.asarray(v, np.float32) for c, v in images.items()},
+        "txt_embed_dict.pkl": {int(c): np.asarray(text[c], np.float32) for c in sorted(text)},
+        "image_embed_dict.pkl": {int(c): np.asarray(images[c], np.float32) for c in sorted(images)},
         "trainids.pkl": [int(c) for c in train_ids],
         "testids.pkl": [int(c) for c in test_ids],
     }

@@ -1,7 +1,8 @@
 """Evaluation (docs/algorithm.md §7): rank the unseen gallery for every unseen text, Prec@K.
 
-Queries: every text of every test class (test-id order, then file order); gallery: every
-image of every test class, in the same order. Ranking is by cosine similarity, best
+Queries: every text of every test class, classes in `txt_embed_dict`'s stored key order (not
+`testids.pkl`'s), each class's texts in file order; gallery: every image of every test class,
+classes in `image_embed_dict`'s stored key order. Ranking is by cosine similarity, best
 first, ties to the lower gallery index (what `tf.math.top_k` does).
 """
 import os
@@ -11,12 +12,17 @@ import tensorflow as tf
 
 
 def eval_split(dataset):
-    """Stack the test split: (texts (Q, T), query labels (Q,), images (N, I), gallery labels (N,))."""
-    ids = dataset.test_ids
-    texts = np.concatenate([dataset.text[c] for c in ids])
-    q_labels = np.concatenate([np.full(len(dataset.text[c]), c, np.int64) for c in ids])
-    images = np.concatenate([dataset.images[c] for c in ids])
-    g_labels = np.concatenate([np.full(len(dataset.images[c]), c, np.int64) for c in ids])
+    """Stack the test split: (texts (Q, T), query labels (Q,), images (N, I), gallery labels (N,)).
+
+    Classes come in each dict's stored key order, as the reference iterates them (docs/algorithm.md §7).
+    """
+    unseen = set(dataset.test_ids)
+    q_ids = [c for c in dataset.text if c in unseen]
+    g_ids = [c for c in dataset.images if c in unseen]
+    texts = np.concatenate([dataset.text[c] for c in q_ids])
+    q_labels = np.concatenate([np.full(len(dataset.text[c]), c, np.int64) for c in q_ids])
+    images = np.concatenate([dataset.images[c] for c in g_ids])
+    g_labels = np.concatenate([np.full(len(dataset.images[c]), c, np.int64) for c in g_ids])
     return texts, q_labels, images, g_labels
 
 

@@ -12,8 +12,8 @@ class BatchSampler(tf.Module):
     """Draws (images (B, I), texts (B, T), labels (B,)) from the seen classes.
 
     Classes: B >= C: every class floor(B/C) times plus B mod C distinct ones, shuffled;
-    B < C: the next B classes of a shuffled class list, reshuffled when fewer than B remain
-    (the reference padded with zero rows instead: docs/algorithm.md §9.2).
+    B < C: the next B classes of the class list, first in trainids.pkl order, reshuffled
+    when fewer than B remain (the reference padded with zero rows instead: docs/algorithm.md §9.2).
     Images: per-class round robin, cursor advanced before use. Texts: the class's first.
     """
 
@@ -27,7 +27,10 @@ class BatchSampler(tf.Module):
         self.texts = tf.constant(np.stack([dataset.text[c][0] for c in ids]))
         self.counts = tf.constant(counts)
         self.offsets = tf.constant(np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32))
-        self.order = tf.Variable(self._permutation(self.n_classes), name="order")
+        # The first pass follows trainids.pkl, as the reference's (docs/algorithm.md §6). B >= C
+        # never reads `order`, but still draws it, so its seeded random stream stays as it was.
+        first = tf.range(self.n_classes) if batch_size < self.n_classes else self._permutation(self.n_classes)
+        self.order = tf.Variable(first, name="order")
         self.cursor = tf.Variable(0, dtype=tf.int32, name="cursor")
         self.image_cursor = tf.Variable(tf.zeros([self.n_classes], tf.int32), name="image_cursor")
 
