@@ -162,3 +162,22 @@ def test_cca_failure_is_a_table_note(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(zb, "cca_embeddings", fail)
     _, rows = zb.run(dataset, str(tmp_path), k=5)
     assert rows[1][1:3] == (None, None) and "SVD did not converge" in rows[1][3]
+
+
+def test_run_name_scores_that_runs_best_dump(dataset, tmp_path, capsys):
+    _, q_labels, _, g_labels = eval_split(dataset)
+    ranked = np.array([np.argsort(g_labels != q, kind="stable") for q in q_labels])
+    write_dump(tmp_path / "res" / "LINK_res" / "r1", "acc1.0.pkl", dump_records(q_labels, g_labels[ranked[:, :8]]))
+    write_dump(tmp_path / "res" / "LINK_res", "acc0.9.pkl", dump_records(q_labels, g_labels[ranked[:, :8][:, ::-1]]))
+    argv = ["--dataset", "LINK", "--datasets_dir", str(tmp_path / "datasets"), "--results_dir", str(tmp_path / "res"),
+            "--k", "5"]
+    assert zb.main(argv + ["--run_name", "r1"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ZSCRGAN"))
+    assert row.split()[3:] == ["1.0000", "1.0000", "acc1.0.pkl"]
+    assert zb.main(argv) == 0  # the unnamed run's folder: its own dump, not the named run's
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ZSCRGAN"))
+    assert row.split()[-1] == "acc0.9.pkl" and row.split()[3] != "1.0000"
+    assert zb.main(argv + ["--run_name", "r2"]) == 0
+    assert f"no dump in {tmp_path / 'res' / 'LINK_res' / 'r2'}" in capsys.readouterr().out
+    _, rows = zb.run(dataset, None, k=5)  # no results folder: the baselines and chance only
+    assert [r[0].split()[0] for r in rows] == ["ridge", "CCA", "chance"]

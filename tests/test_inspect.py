@@ -215,3 +215,52 @@ def test_command_line_error_has_no_traceback(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("error: ")  # no TensorFlow chatter
+
+
+# ----------------------------------------------------------------------------- a run by name
+
+
+@pytest.fixture
+def run_folders(tmp_path):
+    """Hand-built run folders: a named run r1 (two dumps and a history) and an unnamed run (one dump)."""
+    res, logs = tmp_path / "res" / "TINY_res", tmp_path / "logs" / "TINY_logs" / "r1"
+    (res / "r1").mkdir(parents=True)
+    logs.mkdir(parents=True)
+    write_pickle(res / "r1" / "acc0.5625.pkl", RECORDS)
+    write_pickle(res / "r1" / "acc0.375.pkl", [{1: [1, 2, 2, 2]}, {1: [2, 2, 2, 1]}, {2: [2, 1, 1, 1]}])
+    write_pickle(res / "acc1.0.pkl", [{4: [4, 4]}, {5: [5, 5]}])
+    history(logs, [0.3, 0.5625, 0.4])
+    return tmp_path
+
+
+def test_run_name_selects_the_runs_best_dump(run_folders, dataset_dir, capsys):
+    code, out, err = run(["--dataset", "TINY", "--run_name", "r1", "--results_dir", run_folders / "res",
+                          "--datasets_dir", dataset_dir], capsys)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"dump      {run_folders / 'res' / 'TINY_res' / 'r1' / 'acc0.5625.pkl'}"
+    assert "Prec@4   0.5625 (equals" in out and f"mAP@4    {MAP!r}" in out
+    # without --run_name: the unnamed run's folder, whose dump is not of TINY's gallery
+    code, out, _ = run(["--dataset", "TINY", "--results_dir", run_folders / "res", "--datasets_dir", dataset_dir],
+                       capsys)
+    assert code == 0 and "acc1.0.pkl" in out.splitlines()[0] and "no mAP" in out
+
+
+def test_run_name_selects_the_runs_history(run_folders, capsys):
+    code, out, err = run(["--history", "--dataset", "TINY", "--run_name", "r1", "--logs_dir", run_folders / "logs"],
+                         capsys)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"history   {run_folders / 'logs' / 'TINY_logs' / 'r1' / 'history.csv'}"
+    assert "best round: 2 (prec_at_50 = 0.5625" in out
+
+
+def test_run_name_bad_input(run_folders, capsys):
+    code, _, err = run(["--dataset", "TINY", "--run_name", "r2", "--results_dir", run_folders / "res"], capsys)
+    assert code == 2 and err.startswith("error: no dump acc<score>.pkl in ") and "r2" in err
+    code, _, err = run(["--history", "--dataset", "TINY", "--run_name", "r2", "--logs_dir", run_folders / "logs"],
+                       capsys)
+    assert code == 2 and "history.csv: no such file" in err
+    for argv in (["acc0.1.pkl", "--run_name", "r1"], ["--history", "h.csv", "--logs_dir", "x"],
+                 ["acc0.1.pkl", "--history"], ["--history"], ["--run_name", "r1"]):
+        with pytest.raises(SystemExit) as e:
+            zi.main(argv)
+        assert e.value.code == 2

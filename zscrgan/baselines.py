@@ -1,6 +1,6 @@
 """Classic baselines for the same zero-shot text-to-image retrieval, next to ZSCRGAN and chance.
 
-    python -m zscrgan.baselines --dataset NAME [--datasets_dir datasets] [--results_dir retrieved_res]
+    python -m zscrgan.baselines --dataset NAME [--run_name NAME] [--datasets_dir datasets] [--results_dir retrieved_res]
                                 [--k 50] [--seed 0] [--alpha 1.0] [--cca_dim D] [--max_pairs 2000]
 
 Both baselines are fitted on the seen classes only and evaluated exactly like ZSCRGAN
@@ -24,7 +24,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 
 from zscrgan.data import DatasetError, list_datasets, load_dataset
-from zscrgan.inspect import InspectError, dump_arrays, evaluation, load_dump, name_score
+from zscrgan.inspect import InspectError, best_dump, dump_arrays, evaluation, load_dump
+from zscrgan.runfiles import run_dirs
 
 CCA_DIM_CAP = 16  # sklearn's CCA costs two pseudo-inverses and up to 500 iterations per component
 
@@ -110,15 +111,6 @@ def chance(gallery_labels, query_labels, k):
     return prec, float(np.mean([ap[c] for c in np.asarray(query_labels).tolist()]))
 
 
-def best_dump(results_dir, name):
-    """Path of the highest-scoring `acc<score>.pkl` in `<results_dir>/<name>_res/`, or None."""
-    folder = os.path.join(results_dir, f"{name}_res")
-    if not os.path.isdir(folder):
-        return None
-    named = [(float(name_score(f)), f) for f in os.listdir(folder) if name_score(f) is not None]
-    return os.path.join(folder, max(named)[1]) if named else None
-
-
 def zscrgan_row(path, query_labels, n_relevant, k):
     """(Prec@K, mAP@K, note) of a dump, recomputed at K = min(K, gallery size).
 
@@ -135,8 +127,12 @@ def zscrgan_row(path, query_labels, n_relevant, k):
     return (*scores(query_labels, retrieved[:, :k], n_relevant), os.path.basename(path))
 
 
-def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_pairs=2000):
-    """The comparison: a header line and rows (method, Prec@K or None, mAP@K or None, note)."""
+def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_pairs=2000, run_name=None):
+    """The comparison: a header line and rows (method, Prec@K or None, mAP@K or None, note).
+
+    The ZSCRGAN row re-scores the best dump of the run (`run_name`, or the unnamed run) in
+    `results_dir`; with results_dir None there is no ZSCRGAN row.
+    """
     rng = np.random.default_rng(seed)
     texts, q_labels, images, g_labels = evaluation().eval_split(dataset)
     ids, counts = np.unique(g_labels, return_counts=True)
@@ -153,11 +149,13 @@ def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_
         rows.append((f"CCA ({dim} components)", *scored(*cca_embeddings(pairs, texts, images, dim)), ""))
     except np.linalg.LinAlgError as e:  # LAPACK's SVD occasionally fails on the deflated matrices
         rows.append((f"CCA ({dim} components)", None, None, f"failed ({e}): try another --seed or --max_pairs"))
-    path = best_dump(results_dir, dataset.name)
-    if path is None:
-        rows.append(("ZSCRGAN", None, None, f"no dump in {os.path.join(results_dir, dataset.name + '_res')}"))
-    else:
-        rows.append(("ZSCRGAN (best dump)", *zscrgan_row(path, q_labels, n_relevant, min(k, len(g_labels)))))
+    if results_dir is not None:
+        folder = run_dirs(dataset.name, run_name, results_dir=results_dir)[1]
+        path = best_dump(folder)
+        if path is None:
+            rows.append(("ZSCRGAN", None, None, f"no dump in {folder}"))
+        else:
+            rows.append(("ZSCRGAN (best dump)", *zscrgan_row(path, q_labels, n_relevant, min(k, len(g_labels)))))
     rows.append(("chance (random ranking)", *chance(g_labels, q_labels, k), "expected value"))
     header = (f"{dataset.name}: {len(dataset.train_ids)} seen / {len(dataset.test_ids)} unseen classes, "
               f"{len(q_labels)} queries, gallery of {len(g_labels)} images, K = {min(k, len(g_labels))}\n"
@@ -180,6 +178,7 @@ def _parser():
     p.add_argument("--dataset", required=True, metavar="NAME", help="dataset folder name")
     p.add_argument("--datasets_dir", default="datasets", help="where dataset folders live (default: datasets)")
     p.add_argument("--results_dir", default="retrieved_res", help="where <NAME>_res/acc*.pkl dumps are (default: retrieved_res)")
+    p.add_argument("--run_name", metavar="NAME", help="score the best dump of this named run, in <NAME>_res/<run_name>/")
     p.add_argument("--k", type=_positive(int), default=50, help="K of Prec@K and mAP@K (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="seeds the choice of training pairs (default: 0)")
     p.add_argument("--alpha", type=_positive(float), default=1.0, help="ridge regularisation (default: 1.0)")
@@ -211,7 +210,8 @@ def main(argv=None):
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    header, rows = run(dataset, args.results_dir, args.k, args.seed, args.alpha, args.cca_dim, args.max_pairs)
+    header, rows = run(dataset, args.results_dir, args.k, args.seed, args.alpha, args.cca_dim, args.max_pairs,
+                       args.run_name)
     print(format_table(header, rows, args.k))
     return 0
 

@@ -2,6 +2,7 @@
 
     python -m zscrgan.inspect retrieved_res/CUB_res/acc0.521.pkl [--json] [--dataset NAME] [--top N]
     python -m zscrgan.inspect --history ckt_logs/CUB_logs/history.csv [--json] [--rows N]
+    python -m zscrgan.inspect --dataset CUB [--run_name NAME] [--history]   a run's best dump (or history)
 
 A dump (docs/algorithm.md §7) is a pickled list with one dict per query, in query order:
 {query class id: [class ids of the K retrieved images, best first]}. Its file name
@@ -22,6 +23,7 @@ import sys
 import numpy as np
 
 from zscrgan.data import FILES, DatasetError, Refused, list_datasets, load_dataset, restricted_load
+from zscrgan.runfiles import run_dirs
 
 
 def evaluation():
@@ -102,6 +104,14 @@ def name_score(path):
     except ValueError:
         return None
     return m.group(1)
+
+
+def best_dump(folder):
+    """Path of the highest-scoring `acc<score>.pkl` in `folder` (the earliest name on ties), or None."""
+    if not os.path.isdir(folder):
+        return None
+    named = sorted((-float(name_score(f)), f) for f in os.listdir(folder) if name_score(f) is not None)
+    return os.path.join(folder, named[0][1]) if named else None
 
 
 def score_check(recomputed, named):
@@ -360,15 +370,42 @@ def format_history(h):
 
 def _parser():
     p = argparse.ArgumentParser(prog="python -m zscrgan.inspect", description=__doc__.splitlines()[0])
-    p.add_argument("dump", nargs="?", help="a retrieval dump, e.g. retrieved_res/CUB_res/acc0.521.pkl")
-    p.add_argument("--history", metavar="CSV", help="a run's ckt_logs/<NAME>_logs/history.csv instead of a dump")
+    p.add_argument("dump", nargs="?", help="a retrieval dump, e.g. retrieved_res/CUB_res/acc0.521.pkl "
+                   "(without one, --dataset NAME [--run_name NAME] means that run's best dump)")
+    p.add_argument("--history", metavar="CSV", nargs="?", const="",
+                   help="a run's ckt_logs/<NAME>_logs/history.csv instead of a dump "
+                        "(without CSV: the history of the run given by --dataset [--run_name])")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--dataset", metavar="NAME", help="name classes from <datasets_dir>/NAME/classes.txt "
-                   "and add mAP@K from its gallery")
+                   "and add mAP@K from its gallery; without a file, also selects the run")
+    p.add_argument("--run_name", metavar="NAME", help="the run's name (its --run_name), with --dataset")
+    p.add_argument("--logs_dir", help="where the run's <NAME>_logs folder is (default: ckt_logs)")
+    p.add_argument("--results_dir", help="where the run's <NAME>_res folder is (default: retrieved_res)")
     p.add_argument("--datasets_dir", default="datasets", help="where dataset folders live (default: datasets)")
     p.add_argument("--top", type=int, default=10, help="confusions to list (default: 10)")
     p.add_argument("--rows", type=int, default=20, help="history rows to print, 0 for all (default: 20)")
     return p
+
+
+def _inputs(parser, args):
+    """(dump path or None, history path or None): the files given, or those of the run --dataset names."""
+    if args.dump is not None and args.history is not None:
+        parser.error("give either a dump file or --history, not both")
+    if args.dump is not None or args.history:
+        run_flags = [f"--{k}" for k in ("run_name", "logs_dir", "results_dir") if getattr(args, k) is not None]
+        if run_flags:
+            parser.error(f"{', '.join(run_flags)} select a run's files: give --dataset NAME instead of a file")
+        return args.dump, args.history
+    if not args.dataset:
+        parser.error("give a dump file, --history CSV, or --dataset NAME [--run_name NAME] for a run's files")
+    logs, results = run_dirs(args.dataset, args.run_name, args.logs_dir or "ckt_logs",
+                             args.results_dir or "retrieved_res")
+    if args.history is not None:
+        return None, os.path.join(logs, "history.csv")
+    path = best_dump(results)
+    if path is None:
+        raise InspectError(f"no dump acc<score>.pkl in {results}: check --dataset, --run_name and --results_dir")
+    return path, None
 
 
 def _jsonable(obj):
@@ -385,20 +422,19 @@ def _jsonable(obj):
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
-    if (args.dump is None) == (args.history is None):
-        parser.error("give either a dump file or --history CSV")
     try:
-        if args.history:
-            report = inspect_history(args.history, args.rows)
+        dump, history = _inputs(parser, args)
+        if history:
+            report = inspect_history(history, args.rows)
             text = format_history(report)
         else:
-            report = inspect_dump(args.dump, args.dataset, args.datasets_dir, args.top)
+            report = inspect_dump(dump, args.dataset, args.datasets_dir, args.top)
             text = format_dump(report)
     except (InspectError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        if args.history:
+        if history:
             report = {k: v for k, v in report.items() if k not in ("shown", "best_index")}
         elif report["score_matches_name"] is False:
             print(report["score_note"], file=sys.stderr)

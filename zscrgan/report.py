@@ -1,0 +1,549 @@
+"""Summarise a sweep over seeds and settings, or plot one run's history.
+
+    python -m zscrgan.report DIR                        a sweep's folder (python -m zscrgan.sweep --out DIR)
+    python -m zscrgan.report ckt_logs/CUB_logs[/NAME]   one run's logs folder (it holds history.csv)
+
+A sweep's trials are found by their status files, DIR/logs/<D>_logs/<trial>/status.yml; each
+trial's config.yml and history.csv give its scores. The report writes
+- DIR/results.csv: one row per trial: dataset, seed, grid values, status, rounds, seconds, the
+  best round (highest test Prec@K, earliest on ties) with its Prec@K and the mAP@K of the
+  selected round (with `select: val`: also the round of the best validation Prec@K and the test
+  Prec@K there);
+- DIR/summary.csv and DIR/summary.md: per dataset and setting (the grid's values), the counts of
+  finished, stopped and failed trials, and over the finished seeds the mean, sample standard
+  deviation (ddof = 1; none for a single seed), min and max of those scores, beside the ridge
+  and CCA baselines of zscrgan.baselines fitted with the same seeds and chance;
+- DIR/plots/<D>[_<setting>].png: Prec@K per round, mean over seeds with a min-max band, and
+  DIR/plots/summary.png: every dataset and setting with error bars and the baselines marked.
+For one run's logs folder it writes <folder>/plots/history.png and prints the best round.
+
+Bad input (a folder with neither trials nor a history, an unreadable file) is one `error:` line
+and exit status 2, and nothing is written. TensorFlow is imported only for the baselines.
+"""
+import argparse
+import csv
+import glob
+import io
+import os
+import re
+import sys
+
+import numpy as np
+import yaml
+
+from zscrgan.data import DatasetError, load_dataset
+from zscrgan.inspect import InspectError, read_history
+from zscrgan.runfiles import atomic_write, read_yaml
+
+STATUSES = ("pending", "running", "finished", "failed", "stopped")
+BASELINES = (("ridge", "ridge"), ("CCA", "cca"))  # (method name in zscrgan.baselines' rows, column prefix)
+
+
+class ReportError(ValueError):
+    """A folder or file the report cannot read; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+def best_scores(rows, k, select_val=False):
+    """A run's scores at K from its history rows ({column: float or None}, `round` an int).
+
+    best_round, best_prec_at_K: the round with the highest test Prec@K (earliest on ties; the
+    reference's protocol). map_at_K: mAP@K at the selected round, which is best_round, or with
+    select_val (and `val_prec_at_K` recorded) the round with the highest validation Prec@K,
+    whose number, validation and test Prec@K are added. {} when no round is scored yet.
+    """
+    prec, val = f"prec_at_{k}", f"val_prec_at_{k}"
+    scored = [r for r in rows if r.get(prec) is not None]
+    if not scored:
+        return {}
+    best = max(scored, key=lambda r: r[prec])  # max keeps the earliest of ties
+    out = {"best_round": best["round"], f"best_prec_at_{k}": best[prec], f"map_at_{k}": best.get(f"map_at_{k}")}
+    validated = [r for r in rows if r.get(val) is not None]
+    if select_val and validated:
+        chosen = max(validated, key=lambda r: r[val])
+        out.update({"best_val_round": chosen["round"], val: chosen[val],
+                    f"test_prec_at_{k}_at_best_val": chosen.get(prec), f"map_at_{k}": chosen.get(f"map_at_{k}")})
+    return out
+
+
+def history_k(columns, cfg):
+    """K of a run: its config's top_k, else the K of its history's mAP@K (logged for top_k only),
+    else of its first Prec@K column; None for an empty history."""
+    if cfg.get("top_k"):
+        return int(cfg["top_k"])
+    for pattern in (r"map_at_(\d+)", r"prec_at_(\d+)"):
+        found = [m for m in (re.fullmatch(pattern, c) for c in columns) if m]
+        if found:
+            return int(found[0].group(1))
+    return None
+
+
+def _mapping(path, what):
+    """The mapping in a YAML file, or None when the file is absent. Raises ReportError."""
+    try:
+        obj = read_yaml(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ReportError(f"{path}: unreadable {what} ({' '.join(str(e).split())})")
+    if obj is not None and not isinstance(obj, dict):
+        raise ReportError(f"{path} is not a {what}: expected a mapping, got {type(obj).__name__}")
+    return obj
+
+
+def _history(folder):
+    """(columns, rows) of the folder's history.csv, ([], []) when it has none yet."""
+    path = os.path.join(folder, "history.csv")
+    if not os.path.isfile(path):
+        return [], []
+    try:
+        return read_history(path)
+    except (InspectError, OSError) as e:
+        raise ReportError(str(e))
+
+
+def read_trial(status_path):
+    """A sweep trial: its status.yml fields, config, history rows, K and scores."""
+    folder = os.path.dirname(status_path)
+    status = _mapping(status_path, "trial status file")
+    if status is None:
+        raise ReportError(f"{status_path} is empty: expected a trial's status (dataset, seed, status, ...)")
+    problems = [f"no {key}" for key in ("dataset", "seed", "status") if key not in status]
+    if "status" in status and status["status"] not in STATUSES:
+        problems.append(f"status {status['status']!r} is none of {', '.join(STATUSES)}")
+    if not isinstance(status.get("grid") or {}, dict):
+        problems.append("its grid is not a mapping")
+    if problems:
+        raise ReportError(f"{status_path} is not a trial status: {'; '.join(problems)}")
+    cfg = _mapping(os.path.join(folder, "config.yml"), "run config") or {}
+    columns, rows = _history(folder)
+    k = history_k(columns, cfg)
+    select_val = cfg.get("select") == "val"
+    return {"folder": folder, "dataset": str(status["dataset"]), "seed": status["seed"],
+            "grid": dict(status.get("grid") or {}), "trial": status.get("trial") or os.path.basename(folder),
+            "status": status["status"], "error": status.get("error"), "rounds_done": status.get("rounds_done"),
+            "seconds": status.get("seconds"), "attempts": status.get("attempts"), "node": status.get("node"),
+            "datasets_dir": cfg.get("datasets_dir", "datasets"), "k": k, "rows": rows,
+            "scores": best_scores(rows, k, select_val) if k else {}}
+
+
+def find_trials(out_dir):
+    """Every trial of the sweep in out_dir, ordered by dataset, setting and seed."""
+    trials = [read_trial(p) for p in glob.glob(os.path.join(out_dir, "logs", "*_logs", "*", "status.yml"))]
+    return sorted(trials, key=lambda t: (t["dataset"], _grid_order(t["grid"]), _order(t["seed"]), t["trial"]))
+
+
+def _order(value):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (0, value, "") if number else (1, 0, str(value))
+
+
+def _grid_order(grid):
+    return [(key, _order(value)) for key, value in grid.items()]
+
+
+def _text(value):
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(_text(v) for v in value)
+    return str(value)
+
+
+def setting(grid):
+    """A grid's values as text: `key=value` joined by `_` (the trial name without its seed); '' without a grid."""
+    return "_".join(f"{key}={_text(value)}" for key, value in grid.items())
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def stats(values):
+    """(mean, sample std (ddof 1, None for one value), min, max) of the values that are not None."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None, None, None
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return float(np.mean(values)), std, float(min(values)), float(max(values))
+
+
+class Baselines:
+    """zscrgan.baselines' ridge, CCA and chance scores, computed once per (dataset folder, seed, K)."""
+
+    def __init__(self):
+        self.datasets, self.scores = {}, {}
+
+    def __call__(self, datasets_dir, name, seed, k):
+        """{"ridge"|"cca"|"chance": (Prec@K, mAP@K)}, or a note (str) when the dataset cannot be loaded."""
+        folder = os.path.join(datasets_dir, name)
+        if folder not in self.datasets:
+            try:
+                self.datasets[folder] = load_dataset(folder)
+            except DatasetError as e:
+                self.datasets[folder] = f"no baselines: {e}"
+        dataset = self.datasets[folder]
+        if isinstance(dataset, str):
+            return dataset
+        if (folder, seed, k) not in self.scores:
+            from zscrgan import baselines
+            _, rows = baselines.run(dataset, None, k, seed)
+            found = {method.split()[0]: (prec, mean_ap) for method, prec, mean_ap, _ in rows}
+            self.scores[folder, seed, k] = {prefix: found[method] for method, prefix in BASELINES}
+            self.scores[folder, seed, k]["chance"] = found["chance"]
+        return self.scores[folder, seed, k]
+
+
+def _stat_columns(prefix, values):
+    mean, std, low, high = stats(values)
+    return {f"{prefix}_mean": mean, f"{prefix}_std": std, f"{prefix}_min": low, f"{prefix}_max": high}
+
+
+def groups_of(trials):
+    """{(dataset, setting text): [its trials]}, in the trials' order."""
+    groups = {}
+    for t in trials:
+        groups.setdefault((t["dataset"], setting(t["grid"])), []).append(t)
+    return groups
+
+
+def summarise(groups, baselines=None):
+    """One summary row per dataset and setting, with statistics over its finished trials."""
+    out = []
+    for (dataset, _), group in groups.items():
+        k = next((t["k"] for t in group if t["k"]), None)
+        done = [t for t in group if t["status"] == "finished"]
+        row = {"dataset": dataset, **group[0]["grid"], "top_k": k, "trials": len(group), "finished": len(done),
+               "stopped": sum(t["status"] == "stopped" for t in group),
+               "failed": sum(t["status"] == "failed" for t in group)}
+        if k is not None:
+            for name in (f"best_prec_at_{k}", f"test_prec_at_{k}_at_best_val", f"map_at_{k}"):
+                if name.startswith("test") and not any(name in t["scores"] for t in done):
+                    continue
+                row.update(_stat_columns(name, [t["scores"].get(name) for t in done]))
+            if baselines is not None and done:
+                row.update(_baseline_columns(done, k, baselines))
+        out.append(row)
+    return out
+
+
+def _baseline_columns(done, k, baselines):
+    """Mean and std of the baselines over the finished trials' seeds; chance (seed-free); a note."""
+    found = [baselines(t["datasets_dir"], t["dataset"], t["seed"], k) for t in done]
+    notes = sorted({f for f in found if isinstance(f, str)})
+    found = [f for f in found if not isinstance(f, str)]
+    row = {}
+    for _, prefix in BASELINES:
+        for i, metric in enumerate(("prec", "map")):
+            mean, std, _, _ = stats([f[prefix][i] for f in found])
+            row[f"{prefix}_{metric}_at_{k}_mean"], row[f"{prefix}_{metric}_at_{k}_std"] = mean, std
+    chance = found[0]["chance"] if found else (None, None)
+    row[f"chance_prec_at_{k}"], row[f"chance_map_at_{k}"] = chance
+    row["baselines_note"] = "; ".join(notes) or None
+    return row
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def result_row(t):
+    """A trial's row of results.csv."""
+    k, s = t["k"], t["scores"]
+    row = {"dataset": t["dataset"], "seed": t["seed"], **t["grid"], "trial": t["trial"], "status": t["status"],
+           "rounds_done": t["rounds_done"], "seconds": t["seconds"], "attempts": t["attempts"],
+           "best_round": s.get("best_round")}
+    if k:
+        row.update({f"best_prec_at_{k}": s.get(f"best_prec_at_{k}"), f"map_at_{k}": s.get(f"map_at_{k}")})
+        row.update((c, s[c]) for c in ("best_val_round", f"val_prec_at_{k}", f"test_prec_at_{k}_at_best_val")
+                   if c in s)
+    row.update({"node": t["node"], "error": t["error"]})
+    return row
+
+
+def csv_text(rows):
+    """CSV of dict rows; the columns are the union of the rows' keys, in first-seen order; None is empty."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else _text(v)) for k, v in row.items()} for row in rows)
+    return buf.getvalue()
+
+
+def _cell(row, prefix):
+    """`mean ± std (min–max)` of a summary row's statistic; the value alone for one seed, '-' for none."""
+    mean, std, low, high = (row.get(f"{prefix}_{s}") for s in ("mean", "std", "min", "max"))
+    if mean is None:
+        return "-"
+    if std is None:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {std:.4f} ({low:.4f}–{high:.4f})"
+
+
+def _baseline_cell(row, prefix):
+    mean, std = row.get(f"{prefix}_mean"), row.get(f"{prefix}_std")
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def _at(summary):
+    """'@50' when every row has the same K, else '@K' (and the table gets a K column)."""
+    ks = {row["top_k"] for row in summary if row["top_k"]}
+    return f"@{ks.pop()}" if len(ks) == 1 else "@K"
+
+
+def _has_val(summary):
+    return any(c.startswith("test_prec_at") for row in summary for c in row)
+
+
+def summary_table(groups, summary):
+    """The summary as a Markdown table, padded to read as text too."""
+    with_setting = any(text for _, text in groups)
+    at = _at(summary)
+    head = ["dataset"] + (["setting"] if with_setting else []) + ["finished", "stopped", "failed"]
+    head += ["K"] if at == "@K" else []
+    head += [f"best test Prec{at} (all rounds)"] + ([f"test Prec{at} at best val round"] if _has_val(summary) else [])
+    head += [f"mAP{at} (selected round)", f"ridge Prec{at}", f"CCA Prec{at}", f"chance Prec{at}"]
+    body = []
+    for (_, text), row in zip(groups, summary):
+        k = row["top_k"]
+        cells = [row["dataset"]] + ([text or "-"] if with_setting else [])
+        cells += [str(row[c]) for c in ("finished", "stopped", "failed")]
+        cells += [str(k or "-")] if at == "@K" else []
+        cells.append(_cell(row, f"best_prec_at_{k}"))
+        cells += [_cell(row, f"test_prec_at_{k}_at_best_val")] if _has_val(summary) else []
+        cells.append(_cell(row, f"map_at_{k}"))
+        cells += [_baseline_cell(row, f"{p}_prec_at_{k}") for p in ("ridge", "cca")]
+        chance = row.get(f"chance_prec_at_{k}")
+        cells.append("-" if chance is None else f"{chance:.4f}")
+        body.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(head)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(c) for c in body])
+
+
+def summary_markdown(out_dir, table, trials, summary, plots):
+    """summary.md: the table, what its cells mean, the trials that did not finish, the plots."""
+    lines = [f"# Sweep report: {out_dir}", "", table, "",
+             "Each score cell is the mean ± the sample standard deviation (ddof = 1) over the finished seeds, "
+             "then (min–max). With one finished seed there is no standard deviation: the cell shows that seed's "
+             "value alone (summary.csv leaves its std empty). Stopped, failed, pending and running trials are "
+             "counted but not averaged.",
+             "",
+             "- **best test Prec@K (all rounds)**: the highest Prec@K on the unseen (test) classes over all rounds "
+             "of a run, the reference's protocol (it selects the round on the test classes, so it is optimistic).",
+             ]
+    if _has_val(summary):
+        lines.append("- **test Prec@K at best val round**: the test Prec@K of the round with the highest validation "
+                     "Prec@K (earliest on ties), for runs with `select: val`.")
+    lines += ["- **mAP@K (selected round)**: mAP@K at the best round, or at the best validation round with "
+              "`select: val`.",
+              "- **ridge, CCA**: `python -m zscrgan.baselines` fitted on the seen classes with each finished "
+              "trial's seed and evaluated at the same K (mean ± std over those seeds); **chance**: the expected "
+              "Prec@K of a random ranking.", ""]
+    notes = sorted({row["baselines_note"] for row in summary if row.get("baselines_note")})
+    lines += [f"Note: {note}" for note in notes] + [""] * bool(notes)
+    unfinished = [t for t in trials if t["status"] in ("failed", "stopped")]
+    if unfinished:
+        lines += ["## Trials that did not finish", ""]
+        lines += [f"- `{t['dataset']}/{t['trial']}`: {t['status']} after {t['rounds_done']} rounds"
+                  + (f": {t['error']}" if t["error"] else "") for t in unfinished]
+        lines.append("")
+    lines += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in plots]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    return pyplot
+
+
+def _save(fig, path):
+    """Write a figure as a PNG, atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+    atomic_write(path, buf.getvalue(), "plot")
+
+
+def _file_name(text):
+    return re.sub(r"[^A-Za-z0-9._=+,-]", "-", text)
+
+
+def plot_curves(path, title, group, k, baseline_row=None):
+    """Prec@K per round of a group's trials: the mean over the trials that reached each round, a min-max band."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for column, label, style in ((f"prec_at_{k}", "test", "-"), (f"val_prec_at_{k}", "validation", "--")):
+        by_round = {}
+        for t in group:
+            for r in t["rows"]:
+                if r.get(column) is not None:
+                    by_round.setdefault(r["round"], []).append(r[column])
+        if not by_round:
+            continue
+        rounds = sorted(by_round)
+        values = [by_round[r] for r in rounds]
+        n = len({t["trial"] for t in group if any(r.get(column) is not None for r in t["rows"])})
+        line, = ax.plot(rounds, [np.mean(v) for v in values], style,
+                        label=f"ZSCRGAN {label} Prec@{k}, mean of {n} seed{'s' * (n != 1)}")
+        ax.fill_between(rounds, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
+                        alpha=0.2, linewidth=0, label=f"{label}: min-max over seeds")
+    if baseline_row:
+        for prefix, name, color in (("ridge", "ridge", "tab:green"), ("cca", "CCA", "tab:red")):
+            mean = baseline_row.get(f"{prefix}_prec_at_{k}_mean")
+            if mean is not None:
+                ax.axhline(mean, color=color, linestyle=":", label=f"{name} baseline {mean:.3f}")
+        chance = baseline_row.get(f"chance_prec_at_{k}")
+        if chance is not None:
+            ax.axhline(chance, color="gray", linestyle=":", label=f"chance {chance:.3f}")
+    ax.set(title=title, xlabel="round", ylabel=f"Prec@{k} (unseen classes)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)
+
+
+def plot_summary(path, summary, labels):
+    """Every dataset and setting: best Prec@K mean ± std over finished seeds, the baselines marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(summary) + 2), 4.5))
+    x = np.arange(len(summary))
+    marks = (("best_prec_at_{k}", "ZSCRGAN, best round (mean ± std)", "o", "tab:blue", 0.0),
+             ("test_prec_at_{k}_at_best_val", "ZSCRGAN at best val round", "D", "tab:purple", 0.12),
+             ("ridge_prec_at_{k}", "ridge", "^", "tab:green", -0.2),
+             ("cca_prec_at_{k}", "CCA", "s", "tab:red", 0.2))
+    for template, label, marker, color, dx in marks:
+        xs, ys, errs = [], [], []
+        for i, row in enumerate(summary):
+            mean = row.get(template.format(k=row["top_k"]) + "_mean")
+            if mean is not None:
+                xs.append(i + dx)
+                ys.append(mean)
+                errs.append(row.get(template.format(k=row["top_k"]) + "_std") or 0.0)
+        if xs:
+            ax.errorbar(xs, ys, yerr=errs, fmt=marker, color=color, capsize=4, label=label)
+    chance = [(i, row.get(f"chance_prec_at_{row['top_k']}")) for i, row in enumerate(summary)]
+    chance = [(i, c) for i, c in chance if c is not None]
+    if chance:
+        ax.scatter([i for i, _ in chance], [c for _, c in chance], marker="_", s=900, color="gray", label="chance")
+    at = _at(summary)
+    ax.set_xticks(x, labels, rotation=20 if len(summary) > 4 else 0, ha="right" if len(summary) > 4 else "center",
+                  fontsize=8)
+    ax.set(title=f"best Prec{at} per dataset and setting, over the finished seeds", ylabel=f"Prec{at}",
+           xlim=(-0.6, len(summary) - 0.4))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    _save(fig, path)
+
+
+def plot_history(path, columns, rows, k, name=""):
+    """One run: Prec@K (and validation Prec@K) and mAP@K per round above, one small panel per loss below."""
+    plt = _pyplot()
+    losses = [c for c in ("d_loss", "g_loss", "kl_loss", "csem_loss") if c in columns]
+    fig = plt.figure(figsize=(10, 6.5))
+    grid = fig.add_gridspec(2, max(1, len(losses)), height_ratios=(1.4, 1))
+    ax = fig.add_subplot(grid[0, :])
+    rounds = [r["round"] for r in rows]
+    for column in [c for c in columns if re.fullmatch(r"(val_)?(prec|map)_at_\d+", c)]:
+        ax.plot(rounds, [r.get(column) for r in rows], "--" if column.startswith("val") else "-", label=column)
+    best = best_scores(rows, k)
+    if best:
+        ax.axvline(best["best_round"], color="gray", linestyle=":",
+                   label=f"best round {best['best_round']} (Prec@{k} {best[f'best_prec_at_{k}']:.4f})")
+    ax.set(xlabel="round", ylabel="score (unseen classes)", title=f"{name}: Prec@{k} and mAP@{k} per round".lstrip(": "))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    for i, column in enumerate(losses):
+        loss_ax = fig.add_subplot(grid[1, i])
+        loss_ax.plot(rounds, [r.get(column) for r in rows], color="tab:gray")
+        loss_ax.set(title=column, xlabel="round")
+        loss_ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def write_report(out_dir, baselines=True):
+    """Write a sweep's results.csv, summary.csv, summary.md and plots/*.png; return the summary table.
+
+    Raises ReportError when out_dir holds no trials or a file cannot be read (nothing written then).
+    """
+    if not os.path.isdir(out_dir):
+        raise ReportError(f"{out_dir}: no such folder")
+    trials = find_trials(out_dir)
+    if not trials:
+        raise ReportError(f"{out_dir} holds no sweep trials (logs/<dataset>_logs/<trial>/status.yml) "
+                          "and no history.csv of a run")
+    groups = groups_of(trials)
+    summary = summarise(groups, Baselines() if baselines else None)
+    table = summary_table(groups, summary)
+    plots = os.path.join(out_dir, "plots")
+    os.makedirs(plots, exist_ok=True)
+    atomic_write(os.path.join(out_dir, "results.csv"), csv_text([result_row(t) for t in trials]).encode(), "report")
+    atomic_write(os.path.join(out_dir, "summary.csv"), csv_text(summary).encode(), "report")
+    labels = ["\n".join([d] + [text] * bool(text) + [f"{row['finished']} of {row['trials']} finished"])
+              for (d, text), row in zip(groups, summary)]
+    plot_summary(os.path.join(plots, "summary.png"), summary, labels)
+    written = ["summary.png"]
+    for ((dataset, text), group), row in zip(groups.items(), summary):
+        if row["top_k"] and any(t["rows"] for t in group):
+            written.append(_file_name(f"{dataset}_{text}" if text else dataset) + ".png")
+            title = f"{dataset} {text}".strip() + f": Prec@{row['top_k']} per round"
+            plot_curves(os.path.join(plots, written[-1]), title, group, row["top_k"], row)
+    md = summary_markdown(out_dir, table, trials, summary, written)
+    atomic_write(os.path.join(out_dir, "summary.md"), md.encode(), "report")
+    return table
+
+
+def report_run(folder):
+    """One run's logs folder: write plots/history.png, return a short summary."""
+    columns, rows = _history(folder)
+    cfg = _mapping(os.path.join(folder, "config.yml"), "run config") or {}
+    k = history_k(columns, cfg)
+    if f"prec_at_{k}" not in columns:
+        raise ReportError(f"{os.path.join(folder, 'history.csv')} has no prec_at_{k} column (the run's top_k)")
+    os.makedirs(os.path.join(folder, "plots"), exist_ok=True)
+    path = os.path.join(folder, "plots", "history.png")
+    plot_history(path, columns, rows, k, " ".join(str(cfg[c]) for c in ("dataset", "run_name") if cfg.get(c)))
+    best, chosen = best_scores(rows, k), best_scores(rows, k, cfg.get("select") == "val")
+    lines = [f"run       {folder}", f"rounds    {len(rows)}"]
+    if not best:
+        lines.append(f"best round: none (no round has a prec_at_{k} yet)")
+    else:
+        mean_ap = "" if best[f"map_at_{k}"] is None else f", map_at_{k} = {best[f'map_at_{k}']!r}"
+        lines.append(f"best round: {best['best_round']} (prec_at_{k} = {best[f'best_prec_at_{k}']!r}{mean_ap})")
+    if "best_val_round" in chosen:
+        lines.append(f"best validation round: {chosen['best_val_round']} (val_prec_at_{k} = "
+                     f"{chosen[f'val_prec_at_{k}']!r}, prec_at_{k} = {chosen[f'test_prec_at_{k}_at_best_val']!r})")
+    lines.append(f"plot      {path}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m zscrgan.report", description=__doc__.splitlines()[0])
+    p.add_argument("dir", help="a sweep's --out folder, or one run's logs folder (holding history.csv)")
+    p.add_argument("--no_baselines", action="store_true", help="skip the ridge, CCA and chance baselines")
+    args = p.parse_args(argv)
+    try:
+        if os.path.isfile(os.path.join(args.dir, "history.csv")):
+            print(report_run(args.dir))
+            return 0
+        table = write_report(args.dir, baselines=not args.no_baselines)
+    except (ReportError, OSError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    print(table)
+    print(f"\nwrote {', '.join(os.path.join(args.dir, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
+          f"and {os.path.join(args.dir, 'plots')}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
