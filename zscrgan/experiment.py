@@ -389,7 +389,8 @@ def start_training(cfg, dataset, log_dir, res_dir, resume, on_round=None, progre
 def _best_of(cfg, log_dir):
     """The best score recorded in a run's history.csv, or None."""
     from zscrgan.runfiles import read_history
-    scores = [float(row[f"prec_at_{cfg.top_k}"]) for row in read_history(os.path.join(log_dir, "history.csv"))]
+    key = f"prec_at_{cfg.top_k}"
+    scores = [float(row[key]) for row in read_history(os.path.join(log_dir, "history.csv")) if row.get(key)]
     return max(scores) if scores else None
 
 
