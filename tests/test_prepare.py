@@ -442,7 +442,7 @@ def test_dataset_configs_load(name):
 
 # ---------------------------------------------------------------- round trip
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, "run_exp.py")), reason="run_exp.py not written yet")
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["gbu", "synthetic"])
 def test_round_trip_prepare_then_train_one_round(gbu, tmp_path, source):
     datasets = tmp_path / "datasets"

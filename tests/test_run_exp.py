@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import ROOT, TINY_FLAGS, make_dataset
@@ -18,6 +19,7 @@ def run(tmp_path, *args):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_two_rounds_write_a_dump_in_the_reference_format(tmp_path):
     make_dataset(str(tmp_path / "datasets" / "TINY"), n_img=20)
     proc = run(tmp_path, "--dataset", "TINY", "--epochs", "2", *TINY_FLAGS)
