@@ -162,3 +162,15 @@ def test_cca_failure_is_a_table_note(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(zb, "cca_embeddings", fail)
     _, rows = zb.run(dataset, str(tmp_path), k=5)
     assert rows[1][1:3] == (None, None) and "SVD did not converge" in rows[1][3]
+
+
+@pytest.mark.slow
+def test_command_line_hides_tensorflows_info_lines(dataset, tmp_path):
+    """The package sets TF_CPP_MIN_LOG_LEVEL=2 unless the user did (zscrgan/__init__.py)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "zscrgan.baselines", "--dataset", "LINK", "--k", "5",
+                           "--datasets_dir", str(tmp_path / "datasets"), "--results_dir", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "chance" in proc.stdout
+    assert "cpu_feature_guard" not in proc.stderr and "This TensorFlow binary" not in proc.stderr
