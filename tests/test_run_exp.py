@@ -5,10 +5,12 @@ import pickle
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import ROOT, TINY_FLAGS, make_dataset
+from zscrgan.data import save_dataset
 from zscrgan.evaluation import prec_from_records
 
 
@@ -61,3 +63,18 @@ def test_bad_config_value_is_one_line_and_status_2(tmp_path):
     proc = run(tmp_path, "--dataset", "TINY", "--batch_size", "1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "batch_size" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_dataset_the_model_cannot_serve_is_loaded_with_warnings(tmp_path):
+    """Negative image features and a single unseen class: the reference ran on them, so the
+    run goes on, but says why its Prec@K means little."""
+    rng = np.random.default_rng(0)
+    text = {c: rng.normal(size=(2, 6)) for c in range(5)}
+    images = {c: rng.normal(size=(60, 5)) for c in range(5)}
+    save_dataset(str(tmp_path / "datasets" / "ODD"), text, images, [0, 1, 2, 3], [4])
+    proc = run(tmp_path, "--dataset", "ODD", "--epochs", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 2, proc.stderr[-2000:]
+    assert "only one unseen class (4)" in warned[0] and "Prec@50 is 1.0" in warned[0]
+    assert "image features go down to" in warned[1]
