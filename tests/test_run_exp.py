@@ -2,6 +2,7 @@
 import glob
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -78,3 +79,20 @@ def test_a_dataset_the_model_cannot_serve_is_loaded_with_warnings(tmp_path):
     assert len(warned) == 2, proc.stderr[-2000:]
     assert "only one unseen class (4)" in warned[0] and "Prec@50 is 1.0" in warned[0]
     assert "image features go down to" in warned[1]
+
+
+def test_help_describes_every_option_with_its_type_and_default(tmp_path):
+    proc = run(tmp_path, "--help")
+    assert proc.returncode == 0 and "see configs/default.yml" not in proc.stdout
+    text = " ".join(proc.stdout.split())  # argparse wraps lines
+    defaults = yaml.safe_load(open(os.path.join(ROOT, "configs", "default.yml")))
+    for key, default in defaults.items():
+        entry = re.search(rf" --{key} ([A-Z]+) (.*?)(?= --\w+ [A-Z]+ | Defaults are)", text)
+        assert entry, key
+        metavar, help_text = entry.groups()
+        assert metavar in {"INT", "FLOAT", "BOOL", "LIST", "PATH", "NAME"}, key
+        assert len(help_text) > 10, key
+        if default is not None:
+            shown = (",".join(map(str, default)) if isinstance(default, list)
+                     else str(default).lower() if isinstance(default, bool) else str(default))
+            assert help_text.endswith(f"(default: {shown})"), (key, help_text)
