@@ -7,12 +7,9 @@ Options and defaults: configs/default.yml (or `python run_exp.py --help`).
 Exit status: 0 done, 2 bad input or refused, 3 training diverged, 130/143 stopped by
 SIGINT/SIGTERM after checkpointing the round.
 """
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from zscrgan.experiment import main  # noqa: E402
+from zscrgan.experiment import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,10 +1,11 @@
 """Build the demo dataset datasets/MFEAT from the UCI Multiple Features CSVs.
 
-    python datasets/build_mfeat.py --source DIR [--out datasets/MFEAT]
+    python datasets/build_mfeat.py [--source DIR] [--out datasets/MFEAT]
 
-DIR holds mfeat-fou.csv (76 Fourier coefficients of a digit's contour: the "text"
-embedding) and mfeat-pix.csv (240 pixel averages 0..6: the "image" feature). Row i of
-both files is the same digit. Deterministic: the same CSVs give byte-identical pickles.
+DIR (default datasets/sources/uci-mfeat, bundled) holds mfeat-fou.csv (76 Fourier
+coefficients of a digit's contour: the "text" embedding) and mfeat-pix.csv (240 pixel
+averages 0..6: the "image" feature), plain or gzipped (.csv.gz). Row i of both files is the
+same digit. Deterministic: the same CSVs give byte-identical pickles.
 """
 import argparse
 import os
@@ -24,11 +25,21 @@ UNSEEN = (3, 7, 8)
 DIGITS = tuple(range(10))
 PER_CLASS = 200
 TEXT_DIM, IMAGE_DIM = 76, 240
+SOURCE = os.path.join(ROOT, "datasets", "sources", "uci-mfeat")
 PIXEL_MAX = 6.0  # pixel averages are counts 0..6; /6 puts images in [0, 1] for the ReLU generator
 
 
+def view_file(source, view):
+    """The path of one view's CSV in `source`: mfeat-<view>.csv, else mfeat-<view>.csv.gz."""
+    for name in (f"mfeat-{view}.csv", f"mfeat-{view}.csv.gz"):
+        if os.path.isfile(os.path.join(source, name)):
+            return os.path.join(source, name)
+    sys.exit(f"{source}: neither mfeat-{view}.csv nor mfeat-{view}.csv.gz found")
+
+
 def read_view(path, dim):
-    """(features float64 (N, dim), labels int (N,)) from one CSV; its first line is a header."""
+    """(features float64 (N, dim), labels int (N,)) from one CSV (.gz read as such); its
+    first line is a header."""
     table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64)
     if table.shape != (len(DIGITS) * PER_CLASS, dim + 1):
         sys.exit(f"{path}: expected {len(DIGITS) * PER_CLASS} rows of {dim} values + label, got {table.shape}")
@@ -37,8 +48,8 @@ def read_view(path, dim):
 
 
 def build(source, out):
-    fou, fou_labels = read_view(os.path.join(source, "mfeat-fou.csv"), TEXT_DIM)
-    pix, pix_labels = read_view(os.path.join(source, "mfeat-pix.csv"), IMAGE_DIM)
+    fou, fou_labels = read_view(view_file(source, "fou"), TEXT_DIM)
+    pix, pix_labels = read_view(view_file(source, "pix"), IMAGE_DIM)
     if not np.array_equal(fou_labels, pix_labels):
         sys.exit("the two CSVs disagree on the labels: their rows are not the same digits")
 
@@ -69,7 +80,8 @@ def build(source, out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", required=True, help="folder with mfeat-fou.csv and mfeat-pix.csv")
+    parser.add_argument("--source", default=SOURCE,
+                        help="folder with mfeat-fou.csv and mfeat-pix.csv, plain or .gz (default: the bundled copy)")
     parser.add_argument("--out", default=os.path.join(ROOT, "datasets", "MFEAT"), help="dataset folder to write")
     args = parser.parse_args()
     build(args.source, args.out)

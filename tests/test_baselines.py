@@ -181,3 +181,15 @@ def test_run_name_scores_that_runs_best_dump(dataset, tmp_path, capsys):
     assert f"no dump in {tmp_path / 'res' / 'LINK_res' / 'r2'}" in capsys.readouterr().out
     _, rows = zb.run(dataset, None, k=5)  # no results folder: the baselines and chance only
     assert [r[0].split()[0] for r in rows] == ["ridge", "CCA", "chance"]
+
+
+@pytest.mark.slow
+def test_command_line_hides_tensorflows_info_lines(dataset, tmp_path):
+    """The package sets TF_CPP_MIN_LOG_LEVEL=2 unless the user did (zscrgan/__init__.py)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "zscrgan.baselines", "--dataset", "LINK", "--k", "5",
+                           "--datasets_dir", str(tmp_path / "datasets"), "--results_dir", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "chance" in proc.stdout
+    assert "cpu_feature_guard" not in proc.stderr and "This TensorFlow binary" not in proc.stderr

@@ -23,6 +23,25 @@ def test_every_default_key_has_a_comment():
     with open(config_lib.DEFAULT_FILE) as f:
         lines = [l for l in f if l.strip() and not l.startswith("#")]
     assert lines and all("#" in l for l in lines)
+    notes = config_lib.comments()
+    assert list(notes) == list(config_lib.defaults()) and all(notes.values())
+
+
+def test_comments_are_read_from_the_end_of_key_lines(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("# head: not a key\na: 1   # the a \nb: x#y  # B, 50% # more\nc: 2\n  d: 3  # nested\n")
+    assert config_lib.comments(str(path)) == {"a": "the a", "b": "B, 50% # more"}
+
+
+def test_flag_help_gives_type_comment_and_default():
+    docs = config_lib.flag_help()
+    assert docs["batch_size"] == ("INT", "B: rows per batch (at least 2: the wrong pair is the batch "
+                                         "rolled by one) (default: 32)")
+    assert docs["CSEM_lr"][0] == "FLOAT" and docs["CSEM_lr"][1].endswith("(default: 0.002)")
+    assert docs["jit_compile"][0] == "BOOL" and docs["jit_compile"][1].endswith("(default: true)")
+    assert docs["eval_ks"][0] == "LIST" and docs["eval_ks"][1].endswith("(default: 50)")
+    assert docs["logs_dir"][0] == "PATH" and docs["dataset"] == ("NAME", "dataset folder name under "
+                                                                         "datasets_dir (required)")
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yml"))))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import make_dataset
-from zscrgan.data import DatasetError, load_dataset, load_pickle, save_dataset
+from zscrgan.data import DatasetError, dataset_warnings, load_dataset, load_pickle, save_dataset
 
 
 def py2_pickle(obj):
@@ -147,3 +147,20 @@ def test_missing_folder_missing_file_and_truncated_pickle(tmp_path):
     (tmp_path / "D" / "testids.pkl").unlink()
     with pytest.raises(DatasetError, match=r"testids\.pkl is missing"):
         load_dataset(folder)
+
+
+def test_a_clean_dataset_has_no_warnings(tmp_path):
+    assert dataset_warnings(load_dataset(make_dataset(str(tmp_path / "D"))), k=5) == []
+
+
+def test_warnings_for_what_the_reference_allowed_but_cannot_work(tmp_path):
+    """Negative image features (the generator ends in a ReLU), one unseen class (Prec@K is 1.0
+    whatever the model), a gallery smaller than K."""
+    text = {c: [[float(c), 1.0]] for c in range(3)}
+    images = {0: [[0.5, 1.0]], 1: [[0.2, 0.3]], 2: [[-0.75, 1.0], [0.1, 0.2]]}
+    save_dataset(str(tmp_path / "D"), text, images, [0, 1], [2])
+    found = dataset_warnings(load_dataset(str(tmp_path / "D")), k=5)
+    assert len(found) == 3, found
+    assert "gallery has 2 images, fewer than K = 5" in found[0]
+    assert "only one unseen class (2)" in found[1] and "Prec@5 is 1.0 for any model" in found[1]
+    assert "go down to -0.75" in found[2] and "ReLU" in found[2]

@@ -125,6 +125,7 @@ def copy_run(reference, path):
     return path
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_run(reference, tmp_path):
     base = new_base(tmp_path)
     rc, _, err = run(base, "--epochs", str(EPOCHS))
@@ -148,6 +149,7 @@ KILL_CHAIN = [
 ]
 
 
+@pytest.mark.slow
 def test_killed_at_any_moment_and_resumed_matches_the_uninterrupted_run(reference, tmp_path):
     base = new_base(tmp_path)
     for i, (fault, status) in enumerate(KILL_CHAIN):
@@ -168,6 +170,7 @@ def test_killed_at_any_moment_and_resumed_matches_the_uninterrupted_run(referenc
     assert not left
 
 
+@pytest.mark.slow
 def test_killed_from_outside_and_resumed_matches(reference, tmp_path):
     base = new_base(tmp_path)
     epochs = 40
@@ -189,6 +192,7 @@ def test_killed_from_outside_and_resumed_matches(reference, tmp_path):
     assert all(files.get(name) == data for name, data in ref_files.items())
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_stops_with_status_3_and_keeps_the_last_good_state(reference, tmp_path):
     base = copy_run(reference, tmp_path)
     before = dumps(base), latest_prefix(base)
@@ -202,6 +206,7 @@ def test_nonfinite_loss_stops_with_status_3_and_keeps_the_last_good_state(refere
     assert_files_complete(base)
 
 
+@pytest.mark.slow
 def test_nonfinite_csem_weights_stop_the_first_round(tmp_path):
     base = new_base(tmp_path)
     rc, out, err = run(base, "--epochs", "2", "--CSEM_lr", "3e38")
@@ -212,6 +217,7 @@ def test_nonfinite_csem_weights_stop_the_first_round(tmp_path):
     assert "no checkpoint was written yet" in last and not latest_prefix(base) and not dumps(base)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_new_model_shape_and_fresh_runs_refuse_old_checkpoints(reference, tmp_path):
     base = copy_run(reference, tmp_path)
     rc, _, err = run(base, "--resume", "--gf_dim", "16")
@@ -225,6 +231,7 @@ def test_resume_refuses_a_new_model_shape_and_fresh_runs_refuse_old_checkpoints(
     assert results(base) == results(reference)
 
 
+@pytest.mark.slow
 def test_resume_takes_the_runs_config_and_may_change_epochs(reference, tmp_path):
     base = copy_run(reference, tmp_path)
     config = logs(base) / "config.yml"
@@ -238,6 +245,7 @@ def test_resume_takes_the_runs_config_and_may_change_epochs(reference, tmp_path)
     assert yaml.safe_load(config.read_text())["epochs"] == EPOCHS + 1
 
 
+@pytest.mark.slow
 def test_eval_only_evaluates_the_best_checkpoint_without_training(reference, tmp_path):
     base = copy_run(reference, tmp_path)
     before = results(base), latest_prefix(base)
@@ -252,6 +260,7 @@ def test_eval_only_evaluates_the_best_checkpoint_without_training(reference, tmp
     assert rc == 2 and err.strip().splitlines()[-1].startswith("error: --checkpoint")
 
 
+@pytest.mark.slow
 def test_eval_only_without_a_checkpoint_uses_fresh_weights_and_warns_of_a_small_gallery(tmp_path):
     make_dataset(str(tmp_path / "datasets" / "TINY"), n_img=1)  # 3 gallery images < K = 5
     rc, out, err = run(tmp_path, "--eval_only")

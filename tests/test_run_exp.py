@@ -2,12 +2,16 @@
 import glob
 import os
 import pickle
+import re
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import yaml
 
 from conftest import ROOT, TINY_FLAGS, make_dataset
+from zscrgan.data import save_dataset
 from zscrgan.evaluation import prec_from_records
 
 
@@ -18,6 +22,7 @@ def run(tmp_path, *args):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_two_rounds_write_a_dump_in_the_reference_format(tmp_path):
     make_dataset(str(tmp_path / "datasets" / "TINY"), n_img=20)
     proc = run(tmp_path, "--dataset", "TINY", "--epochs", "2", *TINY_FLAGS)
@@ -86,3 +91,35 @@ def test_a_run_name_that_is_no_folder_name_is_refused(tmp_path):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith(f"error: run_name {bad!r}")
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_dataset_the_model_cannot_serve_is_loaded_with_warnings(tmp_path):
+    """Negative image features and a single unseen class: the reference ran on them, so the
+    run goes on, but says why its Prec@K means little."""
+    rng = np.random.default_rng(0)
+    text = {c: rng.normal(size=(2, 6)) for c in range(5)}
+    images = {c: rng.normal(size=(60, 5)) for c in range(5)}
+    save_dataset(str(tmp_path / "datasets" / "ODD"), text, images, [0, 1, 2, 3], [4])
+    proc = run(tmp_path, "--dataset", "ODD", "--epochs", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 2, proc.stderr[-2000:]
+    assert "only one unseen class (4)" in warned[0] and "Prec@50 is 1.0" in warned[0]
+    assert "image features go down to" in warned[1]
+
+
+def test_help_describes_every_option_with_its_type_and_default(tmp_path):
+    proc = run(tmp_path, "--help")
+    assert proc.returncode == 0 and "see configs/default.yml" not in proc.stdout
+    text = " ".join(proc.stdout.split())  # argparse wraps lines
+    defaults = yaml.safe_load(open(os.path.join(ROOT, "configs", "default.yml")))
+    for key, default in defaults.items():
+        entry = re.search(rf" --{key} ([A-Z]+) (.*?)(?= --\w+ [A-Z]+ | Defaults are)", text)
+        assert entry, key
+        metavar, help_text = entry.groups()
+        assert metavar in {"INT", "FLOAT", "BOOL", "LIST", "PATH", "NAME"}, key
+        assert len(help_text) > 10, key
+        if default is not None:
+            shown = (",".join(map(str, default)) if isinstance(default, list)
+                     else str(default).lower() if isinstance(default, bool) else str(default))
+            assert help_text.endswith(f"(default: {shown})"), (key, help_text)

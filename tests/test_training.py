@@ -49,7 +49,11 @@ def one_at_a_time_m_step(model, m_steps):
 
 
 # Both modes: XLA once read two slices of one tensor inside a loop as the same rows.
-@pytest.mark.parametrize("jit", [False, True])
+# Compiling with XLA takes most of these tests' time, hence slow.
+BOTH_MODES = [False, pytest.param(True, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("jit", BOTH_MODES)
 def test_fused_e_step_equals_updates_one_at_a_time(dataset, jit):
     fused, single = pair(dataset, batch_size=3, jit_compile=jit)
     before = [v.numpy().copy() for v in fused.nets.trainable_variables]
@@ -63,7 +67,7 @@ def test_fused_e_step_equals_updates_one_at_a_time(dataset, jit):
     assert any(changed[:n_g]) and all(changed[n_g:n_g + len(fused.d_vars)])  # G and D moved
 
 
-@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("jit", BOTH_MODES)
 def test_fused_m_step_equals_updates_one_at_a_time(dataset, jit):
     fused, single = pair(dataset, jit_compile=jit)
     g_before = [v.numpy().copy() for v in fused.g_vars]
@@ -82,6 +86,7 @@ def test_critic_is_clipped_after_every_e_step(dataset):
     assert extreme == pytest.approx(0.001)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [False, True])
 def test_rounds_do_not_retrace(dataset, jit):
     model, _ = pair(dataset, jit_compile=jit)

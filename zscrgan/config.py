@@ -66,6 +66,45 @@ def _expected_type(key, default):
     return _NULLABLE_TYPES.get(key, type(default))
 
 
+def comments(path=DEFAULT_FILE):
+    """{key: its end-of-line comment} for the top-level `key: value  # comment` lines of a
+    YAML file: configs/default.yml documents every key this way, for --help too."""
+    found = {}
+    with open(path) as f:
+        for line in f:
+            match = re.match(r"(\w+):.*?\s#\s*(.*?)\s*$", line)  # YAML: a comment starts at " #"
+            if match:
+                found[match.group(1)] = match.group(2)
+    return found
+
+
+_METAVARS = {int: "INT", float: "FLOAT", bool: "BOOL", list: "LIST"}
+
+
+def _as_flag(value):
+    """A default written as it would be on the command line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def flag_help():
+    """{key: (metavar, help)} for the command-line flag of every key of configs/default.yml:
+    what it is (the file's comment), its type and its default there."""
+    notes = comments()
+    docs = {}
+    for key, default in defaults().items():
+        kind = _expected_type(key, default)
+        metavar = _METAVARS.get(kind, "NAME" if key in _NULLABLE_TYPES else "PATH")
+        text = notes.get(key, "").replace("%", "%%")  # argparse %-formats help
+        if default is not None:
+            text += f" (default: {_as_flag(default)})"
+        docs[key] = metavar, text
+    return docs
+
+
 def _coerce(key, value, expected, source):
     """Check `value` against `expected`; ints are accepted where floats are expected."""
     if value is None and key in _NULLABLE_TYPES:

@@ -8,7 +8,6 @@ import codecs
 import dataclasses
 import os
 import pickle
-import warnings
 
 import numpy as np
 
@@ -156,13 +155,35 @@ def validate(text, images, train_ids, test_ids):
                 raise DatasetError(f"{fname} lists class {missing[0]} that {dname} does not have")
 
 
-def gallery_warning(dataset, k):
-    """The reference allowed galleries smaller than K; say so instead of failing."""
-    n = sum(len(dataset.images[c]) for c in dataset.test_ids)
-    if n < k:
-        warnings.warn(f"gallery has {n} images, fewer than K = {k}: Prec@{k} uses K' = {n}")
-        return True
-    return False
+def dataset_warnings(dataset, k):
+    """What a valid dataset may still get wrong for this model, one sentence each.
+
+    The reference ran on such data without a word, so these are warnings, not errors;
+    `python run_exp.py` and `python -m zscrgan.prepare check` print them. k: the K of Prec@K.
+    """
+    found = []
+    used = set(dataset.train_ids) | set(dataset.test_ids)
+    for fname, d in (("txt_embed_dict.pkl", dataset.text), ("image_embed_dict.pkl", dataset.images)):
+        extra = sorted(set(d) - used)
+        if extra:
+            found.append(f"{fname} has {len(extra)} classes in neither split (training ignores them): {extra[:10]}")
+    gallery = sum(len(dataset.images[c]) for c in dataset.test_ids)
+    if gallery < k:
+        found.append(f"gallery has {gallery} images, fewer than K = {k}: Prec@{k} uses K' = {gallery}")
+    if len(dataset.test_ids) == 1:
+        found.append(f"only one unseen class ({dataset.test_ids[0]}): every gallery image is of the query's "
+                     f"class, so Prec@{k} is 1.0 for any model")
+    if len(dataset.train_ids) == 1:
+        found.append("only one seen class: a batch's 'wrong' pairs are then of the same class")
+    img_min = min(float(v.min()) for v in dataset.images.values())
+    if img_min < 0:
+        found.append(f"image features go down to {img_min:.4g}, but the generator ends in a ReLU and "
+                     f"only makes values >= 0 (ResNet features are >= 0)")
+    for label, d in (("text", dataset.text), ("image", dataset.images)):
+        zeros = sum(int(np.sum(~v.any(axis=1))) for v in d.values())
+        if zeros:
+            found.append(f"{zeros} {label} vectors are all zeros (cosine similarity is undefined for them)")
+    return found
 
 
 def load_dataset(folder):

@@ -22,7 +22,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 
 import yaml
 
@@ -61,8 +60,11 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv):
     """The reference's flags plus the project's; every config key is a flag (a string here)."""
-    parser = _Parser(description="Train ZSCRGAN (CIKM 2020) on one dataset.")
-    parser.add_argument("--config", help="a YAML file of overrides, applied after configs/<dataset>.yml")
+    parser = _Parser(description="Train ZSCRGAN (CIKM 2020) on one dataset.",
+                     epilog="Defaults are those of configs/default.yml, where each option is described; "
+                            "configs/<dataset>.yml (if present) and --config override them.")
+    parser.add_argument("--config", metavar="FILE",
+                        help="a YAML file of overrides, applied after configs/<dataset>.yml")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in the logs folder from its latest checkpoint "
                              "(its config.yml is the base and options given here override it; "
@@ -73,9 +75,8 @@ def parse_args(argv):
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="with --eval_only: a checkpoint prefix (.../best/ckpt-7) or a folder "
                              "holding one; default: the run's best, else its latest, else fresh weights")
-    for key in config_lib.defaults():
-        parser.add_argument(f"--{key}", dest=key, default=None, metavar="VALUE",
-                            help="see configs/default.yml")
+    for key, (metavar, text) in config_lib.flag_help().items():
+        parser.add_argument(f"--{key}", dest=key, default=None, metavar=metavar, help=text)
     args = parser.parse_args(argv)
     if args.checkpoint and not args.eval_only:
         raise UsageError("--checkpoint needs --eval_only")
@@ -122,13 +123,10 @@ def dataset_dir(cfg):
 
 
 def load_checked_dataset(cfg):
-    from zscrgan.data import gallery_warning, load_dataset
+    from zscrgan.data import dataset_warnings, load_dataset
     dataset = load_dataset(dataset_dir(cfg))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        gallery_warning(dataset, cfg.top_k)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    for message in dataset_warnings(dataset, cfg.top_k):
+        print(f"warning: {message}", file=sys.stderr)
     return dataset
 
 

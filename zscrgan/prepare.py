@@ -22,7 +22,7 @@ import numpy as np
 
 from zscrgan import synthetic
 from zscrgan.config import defaults
-from zscrgan.data import FILES, DatasetError, load_dataset, save_dataset, validate
+from zscrgan.data import FILES, DatasetError, dataset_warnings, load_dataset, save_dataset, validate
 
 
 # ---------------------------------------------------------------- reading inputs
@@ -335,33 +335,8 @@ def _spread(counts):
     return f"{min(counts)}/{np.mean(counts):.1f}/{max(counts)}"
 
 
-def problems(dataset):
-    """Things a valid dataset may still get wrong for this model, one sentence each."""
-    found = []
-    used = set(dataset.train_ids) | set(dataset.test_ids)
-    for fname, d in (("txt_embed_dict.pkl", dataset.text), ("image_embed_dict.pkl", dataset.images)):
-        extra = sorted(set(d) - used)
-        if extra:
-            found.append(f"{fname} has {len(extra)} classes in neither split (training ignores them): {extra[:10]}")
-    gallery = sum(len(dataset.images[c]) for c in dataset.test_ids)
-    k = defaults()["top_k"]
-    if gallery < k:
-        found.append(f"the unseen gallery has {gallery} images, fewer than K = {k}: Prec@{k} uses K' = {gallery}")
-    if len(dataset.train_ids) < 2:
-        found.append("only one seen class: a batch's 'wrong' pairs are then of the same class")
-    img_min = min(float(v.min()) for v in dataset.images.values())
-    if img_min < 0:
-        found.append(f"image features go down to {img_min:.4g}, but the generator ends in a ReLU and "
-                     f"only makes values >= 0 (ResNet features are >= 0)")
-    for label, d in (("text", dataset.text), ("image", dataset.images)):
-        zeros = sum(int(np.sum(~v.any(axis=1))) for v in d.values())
-        if zeros:
-            found.append(f"{zeros} {label} vectors are all zeros (cosine similarity is undefined for them)")
-    return found
-
-
 def summary(dataset, path):
-    """A table of what the folder holds: classes, split, counts, dimensions, value ranges, problems."""
+    """A table of what the folder holds: classes, split, counts, dimensions, value ranges, warnings."""
     rows = [("", "seen (train)", "unseen (test)")]
     split = (dataset.train_ids, dataset.test_ids)
     rows.append(("classes", *(str(len(ids)) for ids in split)))
@@ -375,9 +350,9 @@ def summary(dataset, path):
         stack = np.concatenate(list(d.values()))
         lines.append(f"  {label:<6} {stack.shape[1]}-d, values in [{stack.min():.4g}, {stack.max():.4g}], "
                      f"mean {stack.mean():.4g}")
-    found = problems(dataset)
-    lines.append("  problems: " + ("none" if not found else f"{len(found)}"))
-    lines += [f"    - {p}" for p in found]
+    found = dataset_warnings(dataset, defaults()["top_k"])
+    lines.append("  warnings: " + ("none" if not found else f"{len(found)}"))
+    lines += [f"    - {w}" for w in found]
     return "\n".join(lines)
 
 
