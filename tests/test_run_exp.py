@@ -66,6 +66,7 @@ def test_bad_config_value_is_one_line_and_status_2(tmp_path):
     assert "batch_size" in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_named_runs_get_their_own_folders_and_the_unnamed_run_keeps_the_reference_layout(tmp_path):
     make_dataset(str(tmp_path / "datasets" / "TINY"), n_img=20)
     for name in (None, "a", "b"):
