@@ -10,9 +10,13 @@ import numpy as np
 import tensorflow as tf
 
 
-def eval_split(dataset):
-    """Stack the test split: (texts (Q, T), query labels (Q,), images (N, I), gallery labels (N,))."""
-    ids = dataset.test_ids
+def eval_split(dataset, ids=None):
+    """Stack the test split: (texts (Q, T), query labels (Q,), images (N, I), gallery labels (N,)).
+
+    ids: other classes to stack the same way (the validation classes, docs/algorithm.md §11.2).
+    """
+    if ids is None:
+        ids = dataset.test_ids
     texts = np.concatenate([dataset.text[c] for c in ids])
     q_labels = np.concatenate([np.full(len(dataset.text[c]), c, np.int64) for c in ids])
     images = np.concatenate([dataset.images[c] for c in ids])
