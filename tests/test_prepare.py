@@ -203,11 +203,12 @@ def test_gbu_without_val_loc_writes_no_valids(gbu, capsys):
 @pytest.mark.parametrize("val,message", [([2], "validation needs at least 2"),
                                          ([2, 6], "class 5 is not a seen class"),
                                          ([1, 2, 3, 4], "at least 2 must stay for training")])
-def test_gbu_val_loc_that_cannot_be_validation_classes(tmp_path, capsys, val, message):
+def test_gbu_val_loc_that_cannot_be_validation_classes_is_left_out(tmp_path, capsys, val, message):
     args = _gbu_seven(tmp_path, val)
-    assert run(*args) == 2
-    err = one_error_line(capsys)
-    assert "val_loc" in err and message in err and not os.path.exists(args[-1])
+    assert run(*args) == 0  # the dataset does not need it
+    out = capsys.readouterr().out
+    assert "val_loc" in out and message in out and "no valids.pkl written" in out
+    assert sorted(os.listdir(args[-1])) == sorted(FILES)
 
 
 @pytest.mark.parametrize("val_ids,message", [([0], "validation needs at least 2"), ([0, 5], "class 5 is not a seen")])

@@ -180,9 +180,7 @@ def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
                            f"has {n_classes} columns, one per class)")
 
     locs = {}
-    for name in ("trainval_loc", "test_seen_loc", "test_unseen_loc", "val_loc"):
-        if name not in a:
-            continue
+    for name in ("trainval_loc", "test_seen_loc", "test_unseen_loc"):
         loc = _labels(np.asarray(a[name]).reshape(-1), f"{aname}: {name}") if np.size(a[name]) else np.zeros(0, np.int64)
         out = loc[(loc < 1) | (loc > n_images)]
         if out.size:
@@ -210,18 +208,33 @@ def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
     else:
         text = {int(c): sem[:, c - 1][None, :].astype(np.float32) for c in used}
     shift = lambda d: {c - 1: v for c, v in d.items()}
-    notes, val_ids = [], None
-    if "val_loc" in locs and locs["val_loc"].size:
-        val_ids = sorted(int(c) - 1 for c in np.unique(labels[locs["val_loc"]]))
-        check_val_ids(val_ids, sorted(int(c) - 1 for c in seen), f"{aname}: val_loc's classes (0-based)")
-    else:
-        notes.append(f"{aname} has no val_loc: no {VALIDS} (validation classes) written")
+    notes = []
+    val_ids = _gbu_val_ids(a.get("val_loc"), labels, seen, aname, notes)
     dropped = int(np.sum(~np.isin(labels, used)))
     if dropped:
         k = np.unique(labels[~np.isin(labels, used)]).size
         notes.append(f"left out {dropped} images of {k} class{'es' if k > 1 else ''} in neither split")
     return (shift(text), shift(images), sorted(int(c) - 1 for c in seen), sorted(int(c) - 1 for c in unseen),
             val_ids, notes)
+
+
+def _gbu_val_ids(val_loc, labels, seen, aname, notes):
+    """The 0-based classes of val_loc's images (the split's validation classes), or None with a
+    note when there is no usable val_loc: the dataset itself does not need it."""
+    if val_loc is None or not np.size(val_loc):
+        notes.append(f"{aname} has no val_loc: no {VALIDS} (validation classes) written")
+        return None
+    loc = np.asarray(val_loc).reshape(-1).astype(np.int64)
+    if loc.min() < 1 or loc.max() > len(labels):
+        notes.append(f"{aname}: val_loc holds image indexes outside 1..{len(labels)}: no {VALIDS} written")
+        return None
+    val_ids = sorted(int(c) - 1 for c in np.unique(labels[loc - 1]))
+    try:
+        check_val_ids(val_ids, sorted(int(c) - 1 for c in seen), "val_loc's classes (0-based)")
+    except DatasetError as e:
+        notes.append(f"{aname}: {e}: no {VALIDS} written")
+        return None
+    return val_ids
 
 
 def _text_embeddings(path, used, n_classes):
