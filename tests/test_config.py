@@ -111,3 +111,40 @@ def test_resolved_config_round_trips(tmp_path):
     path = tmp_path / "config.yml"
     write_yaml(str(path), dict(cfg), "config")
     assert yaml.safe_load(path.read_text()) == dict(cfg)
+
+
+@pytest.mark.parametrize("text,value", [("2", 2), ("3,5", [3, 5]), ("file", "file"), ("null", None)])
+def test_val_classes_flag_takes_each_of_its_forms(text, value):
+    cfg = load_config(flags={"dataset": "X", "val_classes": text})
+    assert cfg.val_classes == value and type(cfg.val_classes) is type(value)
+
+
+@pytest.mark.parametrize("text", ["2", "[3, 5]", "file", "null"])
+def test_val_classes_in_a_file_takes_each_of_its_forms(tmp_path, text):
+    user = tmp_path / "u.yml"
+    user.write_text(f"val_classes: {text}\nselect: test\n")
+    assert load_config(config_file=str(user), flags={"dataset": "X"}).val_classes == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("overrides,words", [
+    ({"val_classes": "two"}, "--val_classes: expected a number of classes"),
+    ({"val_classes": True}, "key 'val_classes' must be null, a number"),
+    ({"val_classes": 2.5}, "key 'val_classes' must be null, a number"),
+    ({"val_classes": "files"}, "expected a number of classes"),
+    ({"val_classes": "1"}, "val_classes = 1 is out of range"),
+    ({"val_classes": "3,3"}, "at least 2 distinct class ids"),
+    ({"select": "best"}, "select = 'best' must be one of test, val"),
+    ({"select": "val"}, "select = val needs validation classes"),
+    ({"patience": "-2"}, "patience = -2 is out of range"),
+])
+def test_bad_model_selection_values_are_refused(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(flags={"dataset": "X", **overrides})
+
+
+def test_config_yml_leaves_out_opt_in_keys_at_their_off_value():
+    saved = config_lib.to_save(load_config(flags={"dataset": "X"}))
+    assert not {"val_classes", "select", "patience", "run_name", "threads"} & set(saved)
+    saved = config_lib.to_save(load_config(flags={"dataset": "X", "val_classes": "3,5", "select": "val",
+                                                  "patience": "20"}))
+    assert (saved["val_classes"], saved["select"], saved["patience"]) == ([3, 5], "val", 20)

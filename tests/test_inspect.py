@@ -264,3 +264,42 @@ def test_run_name_bad_input(run_folders, capsys):
         with pytest.raises(SystemExit) as e:
             zi.main(argv)
         assert e.value.code == 2
+
+
+VAL_HEADER = "round,prec_at_50,map_at_50,val_prec_at_50,val_map_at_50,d_loss\n"
+
+
+def val_history(tmp_path, pairs, select):
+    """A history with validation columns; pairs: (test Prec@50, val Prec@50) per round."""
+    rows = "".join(f"{i},{p},{p / 2},{v},{v / 2},-0.5\n" for i, (p, v) in enumerate(pairs, 1))
+    path = tmp_path / "history.csv"
+    path.write_text(VAL_HEADER + rows)
+    if select:
+        (tmp_path / "config.yml").write_text(f"dataset: X\nval_classes: [1, 2]\nselect: {select}\n")
+    return path
+
+
+PAIRS = [(0.3, 0.5), (0.6, 0.55), (0.4, 0.7), (0.7, 0.6), (0.5, 0.7)]
+
+
+@pytest.mark.parametrize("select", ["val", None])
+def test_history_with_validation_marks_the_selected_round_and_gives_both_figures(tmp_path, capsys, select):
+    code, out, _ = run(["--history", val_history(tmp_path, PAIRS, select)], capsys)
+    assert code == 0
+    marks = {line[0]: line.split()[1] for line in out.splitlines()
+             if line[:2] in ("* ", "+ ") and line.split()[1].isdigit()}
+    assert marks == {"*": "3", "+": "4"}  # the earliest of the tied validation rounds is selected
+    assert "test Prec@50 at the best validation round: 0.4 (round 3, val_prec_at_50 = 0.7)" in out
+    assert "best test Prec@50 over all rounds (the reference's protocol): 0.7 (round 4)" in out
+    code, out, _ = run(["--history", tmp_path / "history.csv", "--json"], capsys)
+    r = json.loads(out)
+    assert r["selected"]["round"] == 3 and r["val_best"]["round"] == 3 and r["best"]["round"] == 4
+
+
+def test_history_of_a_run_that_selected_on_test_keeps_the_test_round(tmp_path, capsys):
+    code, out, _ = run(["--history", val_history(tmp_path, PAIRS, "test")], capsys)
+    assert code == 0
+    marks = {line[0]: line.split()[1] for line in out.splitlines()
+             if line[:2] in ("* ", "+ ") and line.split()[1].isdigit()}
+    assert marks == {"*": "4", "+": "3"}
+    assert "selected round: 4 (select: test" in out and "best validation round: 0.4" in out

@@ -169,6 +169,73 @@ def test_gbu_not_a_mat_file(gbu, capsys):
     assert "not a readable MATLAB file" in one_error_line(capsys)
 
 
+# ---------------------------------------------------------------- validation classes (valids.pkl)
+
+def _gbu_seven(tmp_path, val_classes):
+    """xlsa17 files of 7 classes (1-based), 2 images each: seen 1-5, unseen 6-7, and val_loc
+    holding the images of `val_classes`. Returns the gbu arguments."""
+    labels = np.repeat(np.arange(1, 8), 2)
+    rng = np.random.default_rng(2)
+    res101, splits = tmp_path / "r7.mat", tmp_path / "s7.mat"
+    scipy.io.savemat(res101, {"features": rng.uniform(0, 1, (4, 14)), "labels": labels[:, None].astype(float)})
+    loc = lambda classes: (np.flatnonzero(np.isin(labels, classes)) + 1)[:, None]
+    scipy.io.savemat(splits, {"att": rng.uniform(0, 1, (3, 7)), "trainval_loc": loc([1, 2, 3, 4, 5]),
+                              "test_seen_loc": loc([1]), "test_unseen_loc": loc([6, 7]),
+                              "val_loc": loc(val_classes)})
+    return ["gbu", "--res101", res101, "--att-splits", splits, "--out", tmp_path / "datasets" / "V"]
+
+
+def test_gbu_writes_the_splits_validation_classes(tmp_path, capsys):
+    args = _gbu_seven(tmp_path, [2, 4])
+    assert run(*args) == 0
+    assert load_pickle(os.path.join(args[-1], "valids.pkl")) == [1, 3]   # 0-based, like the other ids
+    assert "validation classes (valids.pkl): 2 of the seen classes, [1, 3]" in capsys.readouterr().out
+    assert run("check", args[-1]) == 0
+    assert "validation classes (valids.pkl): 2" in capsys.readouterr().out
+
+
+def test_gbu_without_val_loc_writes_no_valids(gbu, capsys):
+    assert run(*gbu_args(gbu)) == 0
+    assert not os.path.exists(gbu["out"] / "valids.pkl")
+    assert "no val_loc: no valids.pkl" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("val,message", [([2], "validation needs at least 2"),
+                                         ([2, 6], "class 5 is not a seen class"),
+                                         ([1, 2, 3, 4], "at least 2 must stay for training")])
+def test_gbu_val_loc_that_cannot_be_validation_classes_is_left_out(tmp_path, capsys, val, message):
+    args = _gbu_seven(tmp_path, val)
+    assert run(*args) == 0  # the dataset does not need it
+    out = capsys.readouterr().out
+    assert "val_loc" in out and message in out and "no valids.pkl written" in out
+    assert sorted(os.listdir(args[-1])) == sorted(FILES)
+
+
+@pytest.mark.parametrize("val_ids,message", [([0], "validation needs at least 2"), ([0, 5], "class 5 is not a seen")])
+def test_check_refuses_a_bad_valids_pkl(tmp_path, capsys, val_ids, message):
+    folder = tmp_path / "V"
+    vectors = {c: [[float(c)]] for c in range(6)}
+    save_dataset(str(folder), vectors, vectors, [0, 1, 2, 3], [4, 5], val_ids)
+    assert run("check", folder) == 2
+    assert "valids.pkl" in (err := one_error_line(capsys)) and message in err
+
+
+def test_arrays_val_writes_valids_and_is_checked(tmp_path, capsys):
+    labels = np.repeat(np.arange(1, 6), 2)
+    for name, value in (("x", np.random.default_rng(0).uniform(0, 1, (10, 3))), ("y", labels),
+                        ("t", np.eye(5)), ("tl", np.arange(1, 6))):
+        np.save(tmp_path / f"{name}.npy", value)
+    argv = ["arrays", "--images", tmp_path / "x.npy", "--image-labels", tmp_path / "y.npy",
+            "--texts", tmp_path / "t.npy", "--text-labels", tmp_path / "tl.npy", "--unseen", "5"]
+    assert run(*argv, "--val", "2,4", "--out", tmp_path / "A") == 0
+    assert load_pickle(str(tmp_path / "A" / "valids.pkl")) == [2, 4]
+    assert run(*argv, "--val", "2,5", "--out", tmp_path / "B") == 2
+    assert "--val: class 5 is not a seen class" in one_error_line(capsys)
+    assert not os.path.exists(tmp_path / "B")
+    assert run(*argv, "--out", tmp_path / "A", "--force") == 0          # a folder with valids.pkl is a dataset
+    assert not os.path.exists(tmp_path / "A" / "valids.pkl")
+
+
 # ---------------------------------------------------------------- arrays
 
 @pytest.fixture

@@ -21,7 +21,11 @@ _NULLABLE_TYPES = {"dataset": str, "run_name": str}
 
 # Keys added after the reference's layout, with the value that leaves a run as it was:
 # config.yml omits them at that value, so a run that does not use them writes the same files.
-OPT_IN = {"run_name": None, "threads": 0}
+OPT_IN = {"run_name": None, "threads": 0, "val_classes": None, "select": "test", "patience": 0}
+
+# val_classes: null, a number of seen classes to hold out, a list of class ids, or this word.
+VAL_FILE = "file"
+SELECT = ("test", "val")
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 # Folders an unnamed run keeps beside its named runs' folders.
@@ -32,7 +36,8 @@ _RANGES = [
     ("batch_size", 2, True), ("embed_dim", 1, True), ("z_dim", 1, True),
     ("gf_dim", 1, True), ("df_dim", 1, True), ("epochs", 0, True),
     ("e_steps", 0, True), ("n_critic", 1, True), ("m_steps", 0, True),
-    ("top_k", 1, True), ("eval_chunk", 1, True), ("clip_val", 0, False), ("threads", 0, True),
+    ("top_k", 1, True), ("eval_chunk", 1, True), ("clip_val", 0, False),
+    ("threads", 0, True), ("patience", 0, True),
     ("discriminator_lr", 0, True), ("generator_lr", 0, True), ("CSEM_lr", 0, True),
     ("kl_div_coefficient", 0, True), ("mm_reg_coeff", 0, True), ("margin", 0, True),
 ]
@@ -105,8 +110,24 @@ def flag_help():
     return docs
 
 
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _val_classes(value, source):
+    """val_classes takes one of four forms: null, a count, a list of class ids, or 'file'."""
+    if value is None or value == VAL_FILE or _is_int(value):
+        return value
+    if isinstance(value, list) and value and all(_is_int(x) for x in value):
+        return value
+    raise ConfigError(f"{source}: key 'val_classes' must be null, a number of seen classes, a list of "
+                      f"class ids or '{VAL_FILE}', got {value!r}")
+
+
 def _coerce(key, value, expected, source):
     """Check `value` against `expected`; ints are accepted where floats are expected."""
+    if key == "val_classes":
+        return _val_classes(value, source)
     if value is None and key in _NULLABLE_TYPES:
         return None
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -124,6 +145,10 @@ def _coerce(key, value, expected, source):
 def _parse_flag(key, text, expected):
     """Convert a command-line string to the key's type."""
     try:
+        if key == "val_classes":
+            if text in (VAL_FILE, "null"):
+                return None if text == "null" else text
+            return [int(x) for x in text.split(",")] if "," in text else int(text)
         if expected is bool:
             if text.lower() in ("true", "1", "yes"):
                 return True
@@ -135,6 +160,8 @@ def _parse_flag(key, text, expected):
         return expected(text)
     except ValueError:
         what = "comma-separated integers" if expected is list else expected.__name__
+        if key == "val_classes":
+            what = f"a number of classes, comma-separated class ids, '{VAL_FILE}' or 'null'"
         raise ConfigError(f"--{key}: expected {what}, got {text!r}")
 
 
@@ -156,6 +183,7 @@ def validate(cfg):
     if name is not None and (not _RUN_NAME.match(name) or name in _RESERVED_NAMES):
         raise ConfigError(f"run_name {name!r} is not usable as a folder name: use letters, digits and "
                           f"._=+- (not starting with one of those, and none of {', '.join(_RESERVED_NAMES)})")
+    _validate_selection(cfg)
     for key, low, inclusive in _RANGES:
         value = cfg[key]
         if isinstance(value, float) and not math.isfinite(value):
@@ -163,6 +191,22 @@ def validate(cfg):
         if value < low or (not inclusive and value == low):
             bound = f">= {low}" if inclusive else f"> {low}"
             raise ConfigError(f"config value {key} = {value!r} is out of range: it must be {bound}")
+
+
+def _validate_selection(cfg):
+    """val_classes and select make sense together (docs/algorithm.md §11.2); the ids are checked
+    against the dataset when it is loaded (`zscrgan.selection.resolve_val_ids`)."""
+    val, select = cfg["val_classes"], cfg["select"]
+    if select not in SELECT:
+        raise ConfigError(f"config value select = {select!r} must be one of {', '.join(SELECT)}")
+    if select == "val" and val is None:
+        raise ConfigError("select = val needs validation classes: set val_classes to a number of seen "
+                          f"classes to hold out, a list of class ids, or '{VAL_FILE}'")
+    if _is_int(val) and val < 2:
+        raise ConfigError(f"config value val_classes = {val} is out of range: it must be >= 2 (with one "
+                          "validation class every retrieved image is of the query's class)")
+    if isinstance(val, list) and (len(val) < 2 or len(set(val)) != len(val)):
+        raise ConfigError(f"config value val_classes = {val} must list at least 2 distinct class ids")
 
 
 def to_save(cfg):

@@ -2,7 +2,9 @@
 
 A folder holds four pickles: `txt_embed_dict.pkl` and `image_embed_dict.pkl`
 ({class id: list or 2-D array of vectors}), `trainids.pkl` (seen classes) and
-`testids.pkl` (unseen classes). The published ones are Python 2 pickles.
+`testids.pkl` (unseen classes). The published ones are Python 2 pickles. An optional
+fifth, `valids.pkl`, lists seen classes a run may hold out as validation classes
+(docs/algorithm.md §11.2).
 """
 import codecs
 import dataclasses
@@ -12,6 +14,7 @@ import pickle
 import numpy as np
 
 FILES = ("txt_embed_dict.pkl", "image_embed_dict.pkl", "trainids.pkl", "testids.pkl")
+VALIDS = "valids.pkl"
 
 
 class DatasetError(ValueError):
@@ -186,6 +189,31 @@ def dataset_warnings(dataset, k):
     return found
 
 
+def check_val_ids(val_ids, train_ids, where):
+    """Validation classes must be at least 2 seen classes and leave at least 2 for training;
+    raises DatasetError starting with `where`."""
+    stray = [c for c in val_ids if c not in set(train_ids)]
+    if stray:
+        raise DatasetError(f"{where}: class {stray[0]} is not a seen class (validation classes are "
+                           f"held out of trainids.pkl's {len(train_ids)} classes)")
+    if len(val_ids) < 2:
+        raise DatasetError(f"{where} lists {len(val_ids)} class: validation needs at least 2 (with one, "
+                           "every retrieved image is of the query's class)")
+    if len(train_ids) - len(val_ids) < 2:
+        raise DatasetError(f"{where} holds out {len(val_ids)} of the {len(train_ids)} seen classes: at "
+                           "least 2 must stay for training")
+
+
+def load_val_ids(folder, train_ids):
+    """The checked class ids of `<folder>/valids.pkl`, or None when the folder has none."""
+    path = os.path.join(folder, VALIDS)
+    if not os.path.isfile(path):
+        return None
+    ids = _ids(load_pickle(path), path)
+    check_val_ids(ids, train_ids, path)
+    return ids
+
+
 def load_dataset(folder):
     """Load and validate a dataset folder. Raises DatasetError with a one-line message."""
     if not os.path.isdir(folder):
@@ -205,11 +233,12 @@ def load_dataset(folder):
     return Dataset(os.path.basename(os.path.normpath(folder)), text, images, train_ids, test_ids)
 
 
-def save_dataset(folder, text, images, train_ids, test_ids):
+def save_dataset(folder, text, images, train_ids, test_ids, val_ids=None):
     """Write a dataset folder in the published format (pickle protocol 2).
 
     text, images: {class id: (n_c, d) array or list of vectors}. The dicts are stored in
     ascending class id, so the evaluation's order (their stored order) is the ids' order.
+    val_ids, if given, go to valids.pkl.
     """
     os.makedirs(folder, exist_ok=True)
     parts = {
@@ -218,6 +247,8 @@ def save_dataset(folder, text, images, train_ids, test_ids):
         "trainids.pkl": [int(c) for c in train_ids],
         "testids.pkl": [int(c) for c in test_ids],
     }
+    if val_ids is not None:
+        parts[VALIDS] = [int(c) for c in val_ids]
     for fname, obj in parts.items():
         with open(os.path.join(folder, fname), "wb") as f:
             pickle.dump(obj, f, protocol=2)

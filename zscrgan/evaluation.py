@@ -11,14 +11,15 @@ import numpy as np
 import tensorflow as tf
 
 
-def eval_split(dataset):
+def eval_split(dataset, ids=None):
     """Stack the test split: (texts (Q, T), query labels (Q,), images (N, I), gallery labels (N,)).
 
     Classes come in each dict's stored key order, as the reference iterates them (docs/algorithm.md §7).
+    ids: other classes to stack the same way (the validation classes, docs/algorithm.md §11.2).
     """
-    unseen = set(dataset.test_ids)
-    q_ids = [c for c in dataset.text if c in unseen]
-    g_ids = [c for c in dataset.images if c in unseen]
+    wanted = set(dataset.test_ids if ids is None else ids)
+    q_ids = [c for c in dataset.text if c in wanted]
+    g_ids = [c for c in dataset.images if c in wanted]
     texts = np.concatenate([dataset.text[c] for c in q_ids])
     q_labels = np.concatenate([np.full(len(dataset.text[c]), c, np.int64) for c in q_ids])
     images = np.concatenate([dataset.images[c] for c in g_ids])

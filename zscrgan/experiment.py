@@ -4,7 +4,9 @@ Resolves the config, loads the dataset, then runs `epochs` rounds of E-step, M-s
 evaluation (docs/algorithm.md §5). The Python loop only logs, evaluates and checkpoints.
 Outputs: <results_dir>/<NAME>_res/acc<score>.pkl, <logs_dir>/<NAME>_logs/{config.yml,
 model_shape.yml, history.csv, TensorBoard events, latest/, best/}; a run with a
-`run_name` uses a folder of that name inside each.
+`run_name` uses a folder of that name inside each. With `val_classes`, `select` and
+`patience` (docs/algorithm.md §11.2) the best round may be chosen on held-out seen classes
+and training may stop early; without them a run is the reference's.
 
 `run` is the one training loop: the command line and the sweep's trials both call it.
 
@@ -24,8 +26,10 @@ import threading
 import time
 
 import yaml
+from easydict import EasyDict
 
 from zscrgan import config as config_lib
+from zscrgan import selection
 from zscrgan.checkpointing import CheckpointMismatch, CheckpointSlot, restore, round_of
 from zscrgan.config import ConfigError
 from zscrgan.data import DatasetError
@@ -130,6 +134,18 @@ def load_checked_dataset(cfg):
     return dataset
 
 
+def with_val_ids(cfg, dataset):
+    """A copy of cfg whose val_classes is the list of validation class ids (or None), so that
+    config.yml records the classes a count or 'file' chose (docs/algorithm.md §11.2)."""
+    val_ids = selection.resolve_val_ids(cfg, dataset, dataset_dir(cfg))
+    if val_ids is None:
+        return cfg
+    note = selection.gallery_note(dataset, val_ids, cfg.top_k)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    return EasyDict({**cfg, "val_classes": val_ids})
+
+
 def checkpoint_to_evaluate(path, log_dir):
     """The prefix --eval_only evaluates, or None for fresh weights."""
     if path:
@@ -148,8 +164,9 @@ def checkpoint_to_evaluate(path, log_dir):
     return None
 
 
-def check_can_train(resume, log_dir, shape):
-    """Refuse to overwrite an earlier run's checkpoints, or to resume with another model shape."""
+def check_can_train(resume, log_dir, shape, cfg):
+    """Refuse to overwrite an earlier run's checkpoints, or to resume with another model shape
+    or another way of choosing the best round."""
     slots = [CheckpointSlot(os.path.join(log_dir, s)).current() for s in ("latest", "best")]
     found = [p for p in slots if p]
     if not resume and found:
@@ -161,6 +178,13 @@ def check_can_train(resume, log_dir, shape):
     if changes:
         raise UsageError(f"cannot resume {log_dir}: the model's shape would change ({', '.join(changes)}); "
                          "resume with the run's settings, or start a new run with another --logs_dir")
+    saved = read_yaml(os.path.join(log_dir, "config.yml")) if found else None
+    if isinstance(saved, dict):
+        changes = [f"{key} {saved.get(key, off)} -> {cfg[key]}" for key, off in
+                   (("val_classes", None), ("select", "test")) if saved.get(key, off) != cfg[key]]
+        if changes:
+            raise UsageError(f"cannot resume {log_dir} with another model selection ({', '.join(changes)}): "
+                             "its best round was chosen the run's way; start a new run with another --logs_dir")
 
 
 # --------------------------------------------------------------------------- training
@@ -212,8 +236,12 @@ def weights_finite(groups):
             for kind, variables in groups.items()}
 
 
-def run_round(r, model, evaluator, steps):
-    """One round: E-step, M-step, evaluation. Returns (metrics, losses, timings, records)."""
+def run_round(r, model, evaluator, steps, val_evaluator=None):
+    """One round: E-step, M-step, evaluation. Returns (metrics, losses, timings, records).
+
+    With a val_evaluator, the validation classes are evaluated after the test classes and
+    their metrics join `metrics` as val_prec_at_<K>, val_map_at_<K>.
+    """
     e_steps, n_critic, m_steps = steps
     t0 = time.perf_counter()
     e_out = {k: float(v) for k, v in model.e_step(e_steps, n_critic).items()}
@@ -228,6 +256,8 @@ def run_round(r, model, evaluator, steps):
                  weights_finite({"CSEM": model.f_vars}))
     t2 = time.perf_counter()
     metrics, records = evaluator.evaluate()
+    if val_evaluator is not None:
+        metrics.update({f"val_{k}": v for k, v in val_evaluator.evaluate()[0].items()})
     t3 = time.perf_counter()
     timings = {"e_step_s": t1 - t0, "m_step_s": t2 - t1, "eval_s": t3 - t2}
     return metrics, {**e_out, **m_out}, timings, records
@@ -265,7 +295,8 @@ def build(cfg, dataset):
 
     set_threads(cfg.threads)
     tf.config.experimental.enable_op_determinism()
-    model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim, dataset)
+    model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim,
+                    selection.training_split(dataset, cfg.val_classes))
     evaluator = Evaluator(dataset, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
     rounds_done = tf.Variable(0, dtype=tf.int64, name="round")
     best = tf.Variable(-1.0, dtype=tf.float64, name="best")
@@ -274,24 +305,42 @@ def build(cfg, dataset):
 
 
 def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
-    """Run (or continue) the rounds; returns {"rounds": rounds done, "best": best score}.
+    """Run (or continue) the rounds; returns {"rounds": rounds done, "best": best score of the
+    selection metric, "test_at_best": test Prec@K of the best round, "stopped_early": bool}.
 
-    on_round(row, best, is_best), if given, is called after each round's checkpoint with the
-    round's history row ({round, prec_at_K..., map_at_K, losses, timings}), the best score so
-    far and whether this round set it. progress: show a progress bar.
+    The selection metric (docs/algorithm.md §11.2) is the test Prec@K (the reference), or with
+    `select: val` the validation classes' Prec@K: it decides the dump, the best/ checkpoint
+    and, with `patience`, when to stop. on_round(row, best, is_best), if given, is called
+    after each round's checkpoint with the round's history row ({round, prec_at_K...,
+    map_at_K, [val_prec_at_K..., val_map_at_K,] losses, timings}), the best score so far and
+    whether this round set it. progress: show a progress bar.
     """
     import tensorflow as tf
     from tqdm import tqdm
 
     model, evaluator, ckpt = build(cfg, dataset)
+    val_evaluator = None
+    if cfg.val_classes:
+        from zscrgan.evaluation import Evaluator, eval_split
+        val_evaluator = Evaluator(eval_split(dataset, cfg.val_classes), model.nets, model.rng,
+                                  cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
+    key, chosen = f"prec_at_{cfg.top_k}", selection.score_key(cfg.select, cfg.top_k)
+    metric = selection.metric_name(cfg.select, cfg.top_k)
     latest, best_slot = CheckpointSlot(os.path.join(log_dir, "latest")), CheckpointSlot(os.path.join(log_dir, "best"))
     if latest.current():
         restore(ckpt, latest.current())
-        print(f"Resuming from round {int(ckpt.round)} (best Prec@{cfg.top_k} so far {float(ckpt.best)})")
+        print(f"Resuming from round {int(ckpt.round)} (best {metric} so far {float(ckpt.best)})")
     start = int(ckpt.round)
     history = History(os.path.join(log_dir, "history.csv"), start)
+    # The best round is in the best/ checkpoint's name, so early stopping needs no state of its own.
+    best_round = round_of(best_slot.current()) if best_slot.current() else 0
+    test_at_best = _test_score(history.rows, best_round, key)
+    stopped_early = _patience_over(cfg, start, best_round)
+    if stopped_early:
+        print(f"Nothing to do: the run stopped early at round {start}, {start - best_round} rounds after "
+              f"its best {metric} (patience {cfg.patience})")
+        return {"rounds": start, "best": float(ckpt.best), "test_at_best": test_at_best, "stopped_early": True}
 
-    key = f"prec_at_{cfg.top_k}"
     steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
     writer = tf.summary.create_file_writer(log_dir)
     bar = tqdm(range(start + 1, cfg.epochs + 1), initial=start, total=cfg.epochs, desc=cfg.dataset,
@@ -300,17 +349,19 @@ def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
         with StopOnSignal() as stop:
             for r in bar:
                 try:
-                    metrics, losses, timings, records = run_round(r, model, evaluator, steps)
+                    metrics, losses, timings, records = run_round(r, model, evaluator, steps, val_evaluator)
                 except KeyboardInterrupt:  # a second signal, or Ctrl-C before the handler was set
                     raise Stopped(stop.signum or signal.SIGINT, f"stopped in round {r}, which is lost; "
                                                  f"the latest checkpoint (round {r - 1}) is kept")
-                score = metrics[key]
+                score = metrics[chosen]
                 ckpt.round.assign(r)
                 is_best = score > float(ckpt.best)
                 if is_best:
                     ckpt.best.assign(score)
-                    write_dump(res_dir, score, records)
-                    tqdm.write(f"New best Prec@{cfg.top_k} = {score}")
+                    best_round, test_at_best = r, metrics[key]
+                    write_dump(res_dir, metrics[key], records)  # the test retrieval, named by its score
+                    also = "" if chosen == key else f" (test Prec@{cfg.top_k} = {metrics[key]})"
+                    tqdm.write(f"New best {metric} = {score}{also}")
                     best_slot.save(ckpt, r)
                 # History before the latest checkpoint: a kill between them leaves a row that
                 # the resumed run drops and writes again.
@@ -322,9 +373,14 @@ def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
                 writer.flush()
                 fault_point("before_latest_checkpoint")
                 latest.save(ckpt, r)
-                bar.set_postfix({f"P@{cfg.top_k}": f"{score:.4f}", "best": f"{float(ckpt.best):.4f}"})
+                shown = {f"P@{cfg.top_k}": metrics[key], f"val P@{cfg.top_k}": metrics.get(f"val_{key}"),
+                         "best": float(ckpt.best)}
+                bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if v is not None})
                 if on_round is not None:
                     on_round(row, float(ckpt.best), is_best)
+                if _patience_over(cfg, r, best_round):
+                    stopped_early = True
+                    break
                 if stop.signum is not None:
                     raise Stopped(stop.signum, f"stopped after round {r}; continue with --resume")
     except Diverged as e:
@@ -334,8 +390,24 @@ def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
     finally:
         bar.close()
         writer.close()
-    print(f"Done: {cfg.epochs} rounds, best Prec@{cfg.top_k} = {float(ckpt.best)}")
-    return {"rounds": int(ckpt.round), "best": float(ckpt.best)}
+    if stopped_early:
+        print(f"Stopped early after round {int(ckpt.round)}: no new best {metric} in the {cfg.patience} rounds "
+              f"since round {best_round} (patience {cfg.patience})")
+    also = "" if chosen == key else f" (round {best_round}, test Prec@{cfg.top_k} = {test_at_best})"
+    print(f"Done: {int(ckpt.round)} rounds, best {metric} = {float(ckpt.best)}{also}")
+    return {"rounds": int(ckpt.round), "best": float(ckpt.best), "test_at_best": test_at_best,
+            "stopped_early": stopped_early}
+
+
+def _patience_over(cfg, round_, best_round):
+    """Early stopping: `patience` rounds have passed since the best round."""
+    return bool(cfg.patience) and round_ > 0 and round_ - best_round >= cfg.patience
+
+
+def _test_score(rows, round_, key):
+    """The test score `key` of a round in history rows, or None when the rows lack it."""
+    row = next((row for row in rows if int(row["round"]) == round_), None)
+    return None if row is None else float(row[key])
 
 
 def evaluate_only(cfg, dataset, prefix, res_dir):
@@ -368,8 +440,8 @@ def locked(log_dir):
 
 def start_training(cfg, dataset, log_dir, res_dir, resume, on_round=None, progress=True):
     """Checks and files that come before the first round (holding the lock), then `train`."""
-    shape = model_shape(cfg, dataset)
-    check_can_train(resume, log_dir, shape)
+    shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
+    check_can_train(resume, log_dir, shape, cfg)
     remove_partials([log_dir, res_dir] + [os.path.join(log_dir, s) for s in ("latest", "best")])
     os.makedirs(res_dir, exist_ok=True)
     write_yaml(os.path.join(log_dir, "config.yml"), config_lib.to_save(cfg), "config")
@@ -380,27 +452,31 @@ def start_training(cfg, dataset, log_dir, res_dir, resume, on_round=None, progre
         print(f"No checkpoint to resume in {log_dir}: starting from round 1")
     if done >= cfg.epochs:
         print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
-        return {"rounds": done, "best": _best_of(cfg, log_dir)}
+        return {"rounds": done, **_best_of(cfg, log_dir), "stopped_early": False}
     return train(cfg, dataset, log_dir, res_dir, on_round, progress)
 
 
 def _best_of(cfg, log_dir):
-    """The best score recorded in a run's history.csv, or None."""
+    """{"best": the selection metric's best score, "test_at_best": the test score of its
+    round} from a run's history.csv (None when it has no rounds)."""
     from zscrgan.runfiles import read_history
-    key = f"prec_at_{cfg.top_k}"
-    scores = [float(row[key]) for row in read_history(os.path.join(log_dir, "history.csv")) if row.get(key)]
-    return max(scores) if scores else None
+    chosen, key = selection.score_key(cfg.select, cfg.top_k), f"prec_at_{cfg.top_k}"
+    rows = [row for row in read_history(os.path.join(log_dir, "history.csv")) if row.get(key)]
+    row = selection.best_row(rows, chosen)
+    return {"best": row and float(row[chosen]), "test_at_best": row and float(row[key])}
 
 
 def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True):
     """Train (or with eval_only, evaluate) one run of a resolved config; the one entry point
     the command line and the sweep share.
 
-    Returns train's summary ({"rounds", "best"}) or None after eval_only. Raises ConfigError,
-    DatasetError, UsageError, CheckpointMismatch (bad input), Diverged, Stopped.
+    Returns train's summary ({"rounds", "best", "test_at_best", "stopped_early"}) or None
+    after eval_only. Raises ConfigError, DatasetError, UsageError, CheckpointMismatch (bad
+    input), Diverged, Stopped.
     """
     log_dir, res_dir = run_dirs(cfg)
     dataset = load_checked_dataset(cfg)
+    cfg = with_val_ids(cfg, dataset)
     if progress:
         print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
     prefix = checkpoint_to_evaluate(checkpoint, log_dir) if eval_only else None

@@ -21,6 +21,7 @@ import re
 import sys
 
 import numpy as np
+import yaml
 
 from zscrgan.data import FILES, DatasetError, Refused, list_datasets, load_dataset, restricted_load
 from zscrgan.runfiles import run_dirs
@@ -302,27 +303,59 @@ def _prec_columns(columns):
     return [c for c in columns if re.fullmatch(r"prec_at_\d+", c)]
 
 
+def _best_index(rows, column):
+    scored = [i for i, r in enumerate(rows) if r.get(column) is not None]
+    return max(scored, key=lambda i: rows[i][column]) if scored else None  # max keeps the earliest of ties
+
+
+def _run_select(history_path):
+    """The `select` of the run whose history this is, from the config.yml beside it; 'val' when
+    there is none (a history with validation columns is read for its validation-selected round)."""
+    try:
+        with open(os.path.join(os.path.dirname(history_path), "config.yml")) as f:
+            cfg = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return "val"
+    return cfg.get("select", "test") if isinstance(cfg, dict) else "val"
+
+
 def inspect_history(path, max_rows=20):
-    """The history report as a JSON-ready dict: every row, the shown rows, the best round."""
+    """The history report as a JSON-ready dict: every row, the shown rows, the best round.
+
+    With validation columns (val_prec_at_<K>, docs/algorithm.md §11.2) it also holds the best
+    validation round ("val_best") and the selected round ("selected": the best validation
+    round when the run's config.yml says select: val, else the best test round).
+    """
     columns, rows = read_history(path)
     metric = _prec_columns(columns)[0]
-    scored = [i for i, r in enumerate(rows) if r[metric] is not None]
-    best = max(scored, key=lambda i: rows[i][metric]) if scored else None  # max keeps the earliest of ties
-    return {"file": path, "columns": columns, "metric": metric, "rounds": len(rows),
-            "best_index": best, "best": None if best is None else rows[best],
-            "shown": _shown(len(rows), best, max_rows), "rows": rows}
+    best = _best_index(rows, metric)
+    report = {"file": path, "columns": columns, "metric": metric, "rounds": len(rows),
+              "best_index": best, "best": None if best is None else rows[best], "rows": rows,
+              "select": "test", "selected_index": best}
+    keep = [best]
+    if f"val_{metric}" in columns:
+        val_best = _best_index(rows, f"val_{metric}")
+        report["select"] = _run_select(path)
+        report["val_best"] = None if val_best is None else rows[val_best]
+        if report["select"] == "val":
+            report["selected_index"] = val_best
+        keep.append(val_best)
+    selected = report["selected_index"]
+    report["selected"] = None if selected is None else rows[selected]
+    report["shown"] = _shown(len(rows), keep, max_rows)
+    return report
 
 
-def _shown(n_rows, best, max_rows):
-    """Indices of the rows to print: all, or `max_rows` evenly spaced ones (first and last) plus the best."""
+def _shown(n_rows, keep, max_rows):
+    """Indices of the rows to print: all, or `max_rows` evenly spaced ones (first and last) plus
+    the rows in `keep` (indices or None)."""
     if max_rows <= 0 or n_rows <= max_rows:
         return list(range(n_rows))
     if max_rows == 1:
         picks = {n_rows - 1}
     else:
         picks = {round(i * (n_rows - 1) / (max_rows - 1)) for i in range(max_rows)}
-    if best is not None:
-        picks.add(best)
+    picks.update(i for i in keep if i is not None)
     return sorted(picks)
 
 
@@ -346,23 +379,47 @@ def format_history(h):
     cols = ["round"] + [c for c in h["columns"] if c != "round"]
     table = [[_cell(c, h["rows"][i].get(c)) for c in cols] for i in h["shown"]]
     widths = [max(len(c), *(len(t[j]) for t in table)) for j, c in enumerate(cols)]
-    best_i = h["best_index"]
+    validated = "val_best" in h
+    selected_i = h["selected_index"]
+    # With validation, "+" marks whichever of the best test and best validation rounds was not selected.
+    other_i = (h["best_index"] if h["select"] == "val" else _best_index(h["rows"], f"val_{h['metric']}")) \
+        if validated else None
     lines.append("")
     lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(cols, widths)))
     for i, cells in zip(h["shown"], table):
-        mark = "* " if i == best_i else "  "
+        mark = "* " if i == selected_i else "+ " if i == other_i else "  "
         lines.append(mark + "  ".join(t.rjust(w) for t, w in zip(cells, widths)))
     if len(h["shown"]) < h["rounds"]:
         lines.append(f"  ({len(h['shown'])} of {h['rounds']} rounds shown; --rows 0 shows all)")
     lines.append("")
     if h["best"] is None:
         lines.append(f"best round: none ({h['metric']} is empty in every row)")
-    else:
+    elif not validated:
         best = h["best"]
         extra = "".join(f", {c} = {_cell(c, best[c])}" for c in h["columns"]
                         if c.startswith("map_at_") and best.get(c) is not None)
         lines.append(f"best round: {best['round']} ({h['metric']} = {best[h['metric']]!r}{extra})")
+    else:
+        lines += _validation_lines(h)
     return "\n".join(lines)
+
+
+def _validation_lines(h):
+    """The two figures of a run with validation classes, and which round the run selected."""
+    metric, best, val_best = h["metric"], h["best"], h["val_best"]
+    k = metric[len("prec_at_"):]
+    kind, other = ("validation", best) if h["select"] == "val" else ("test", val_best)
+    lines = [f"* selected round: {h['selected']['round']} (select: {h['select']}, the best {kind} Prec@{k})"
+             + (f"; + round {other['round']}, the best {'test' if kind == 'validation' else 'validation'} "
+                f"round" if other is not None and other is not h["selected"] else "")]
+    if val_best is not None:
+        lines.append(f"test Prec@{k} at the best validation round: {val_best[metric]!r} (round {val_best['round']}, "
+                     f"val_{metric} = {val_best['val_' + metric]!r})")
+    else:
+        lines.append(f"test Prec@{k} at the best validation round: none (val_{metric} is empty in every row)")
+    lines.append(f"best test Prec@{k} over all rounds (the reference's protocol): {best[metric]!r} "
+                 f"(round {best['round']})")
+    return lines
 
 
 # ----------------------------------------------------------------------------- command line
@@ -435,7 +492,7 @@ def main(argv=None):
         return 2
     if args.json:
         if history:
-            report = {k: v for k, v in report.items() if k not in ("shown", "best_index")}
+            report = {k: v for k, v in report.items() if k not in ("shown", "best_index", "selected_index")}
         elif report["score_matches_name"] is False:
             print(report["score_note"], file=sys.stderr)
         print(json.dumps(_jsonable(report), indent=2))

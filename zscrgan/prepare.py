@@ -2,14 +2,16 @@
 
     python -m zscrgan.prepare gbu --res101 res101.mat --att-splits att_splits.mat --out datasets/AWA2
     python -m zscrgan.prepare arrays --images X.npy --image-labels y.npy --texts T.npy \\
-        --text-labels t.npy --unseen 3,7,9 --out datasets/MINE
+        --text-labels t.npy --unseen 3,7,9 [--val 1,4] --out datasets/MINE
     python -m zscrgan.prepare synthetic --like CUB --out datasets/SYN_CUB
     python -m zscrgan.prepare check datasets/CUB
 
 A command writes into a hidden temporary folder beside --out, checks it with the
 project's own loader, then renames it into place: a failed run leaves --out as it was.
 An existing non-empty --out is refused; --force replaces it, but only when it is a
-dataset folder (nothing in it but the four pickles). Bad input is one line on stderr
+dataset folder (nothing in it but the four pickles and valids.pkl). `gbu` also writes
+valids.pkl, the xlsa17 split's validation classes (docs/algorithm.md §11.2); `arrays`
+writes it from --val. Bad input is one line on stderr
 and exit status 2.
 """
 import argparse
@@ -22,7 +24,8 @@ import numpy as np
 
 from zscrgan import synthetic
 from zscrgan.config import defaults
-from zscrgan.data import FILES, DatasetError, dataset_warnings, load_dataset, save_dataset, validate
+from zscrgan.data import (FILES, VALIDS, DatasetError, check_val_ids, dataset_warnings, load_dataset,
+                          load_val_ids, save_dataset, validate)
 
 
 # ---------------------------------------------------------------- reading inputs
@@ -146,15 +149,17 @@ def _group(rows, labels, ids):
 # ---------------------------------------------------------------- converters
 
 def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
-    """xlsa17 ("GBU", Xian et al. CVPR 2017) files -> (text, images, train_ids, test_ids, notes).
+    """xlsa17 ("GBU", Xian et al. CVPR 2017) files -> (text, images, train_ids, test_ids,
+    val_ids, notes).
 
     res101.mat: features (I, N) - columns are images; labels (N, 1), 1-based classes.
     att_splits.mat: att / original_att (A, C) - columns are classes; trainval_loc,
-    test_seen_loc, test_unseen_loc - 1-based image indexes. Output class ids are label - 1.
+    test_seen_loc, test_unseen_loc - 1-based image indexes; val_loc, if present, the images
+    of the split's validation classes (val_ids; None without it). Output class ids are label - 1.
     text_embeddings: optional .npz with `texts` (M, T) and `labels` (M,), 1-based like res101's.
     """
     r = read_mat(res101, ["features", "labels"])
-    a = read_mat(att_splits, ["trainval_loc", "test_seen_loc", "test_unseen_loc"], ["att", "original_att"])
+    a = read_mat(att_splits, ["trainval_loc", "test_seen_loc", "test_unseen_loc"], ["att", "original_att", "val_loc"])
     rname, aname = os.path.basename(res101), os.path.basename(att_splits)
     if semantic not in a:
         other = "att" if semantic == "original_att" else "original_att"
@@ -204,11 +209,32 @@ def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
         text = {int(c): sem[:, c - 1][None, :].astype(np.float32) for c in used}
     shift = lambda d: {c - 1: v for c, v in d.items()}
     notes = []
+    val_ids = _gbu_val_ids(a.get("val_loc"), labels, seen, aname, notes)
     dropped = int(np.sum(~np.isin(labels, used)))
     if dropped:
         k = np.unique(labels[~np.isin(labels, used)]).size
         notes.append(f"left out {dropped} images of {k} class{'es' if k > 1 else ''} in neither split")
-    return shift(text), shift(images), sorted(int(c) - 1 for c in seen), sorted(int(c) - 1 for c in unseen), notes
+    return (shift(text), shift(images), sorted(int(c) - 1 for c in seen), sorted(int(c) - 1 for c in unseen),
+            val_ids, notes)
+
+
+def _gbu_val_ids(val_loc, labels, seen, aname, notes):
+    """The 0-based classes of val_loc's images (the split's validation classes), or None with a
+    note when there is no usable val_loc: the dataset itself does not need it."""
+    if val_loc is None or not np.size(val_loc):
+        notes.append(f"{aname} has no val_loc: no {VALIDS} (validation classes) written")
+        return None
+    loc = np.asarray(val_loc).reshape(-1).astype(np.int64)
+    if loc.min() < 1 or loc.max() > len(labels):
+        notes.append(f"{aname}: val_loc holds image indexes outside 1..{len(labels)}: no {VALIDS} written")
+        return None
+    val_ids = sorted(int(c) - 1 for c in np.unique(labels[loc - 1]))
+    try:
+        check_val_ids(val_ids, sorted(int(c) - 1 for c in seen), "val_loc's classes (0-based)")
+    except DatasetError as e:
+        notes.append(f"{aname}: {e}: no {VALIDS} written")
+        return None
+    return val_ids
 
 
 def _text_embeddings(path, used, n_classes):
@@ -227,11 +253,12 @@ def _text_embeddings(path, used, n_classes):
     return _group(texts, labels, used)
 
 
-def convert_arrays(images, image_labels, texts, text_labels, unseen, seen=None):
-    """Feature arrays + label arrays -> (text, images, train_ids, test_ids, notes).
+def convert_arrays(images, image_labels, texts, text_labels, unseen, seen=None, val=None):
+    """Feature arrays + label arrays -> (text, images, train_ids, test_ids, val_ids, notes).
 
     images (N, I) with image_labels (N,); texts (M, T) with text_labels (M,); class ids
     are kept as given. unseen, seen: lists of ids; seen defaults to every other class.
+    val: optional seen classes to list as validation classes (valids.pkl).
     """
     x = _matrix(images, "--images")
     y = _labels(image_labels, "--image-labels")
@@ -260,12 +287,14 @@ def convert_arrays(images, image_labels, texts, text_labels, unseen, seen=None):
         has, lacks = ("texts", "images") if c not in has_img else ("images", "texts")
         way = "take it out of --unseen" if c in unseen else "leave it out with --seen"
         raise DatasetError(f"class {c} has {has} but no {lacks}: every class needs both; add some or {way}")
+    if val is not None:
+        check_val_ids(val, seen, "--val")
     used = sorted(set(seen) | set(unseen))
     notes = []
     dropped = [int(c) for c in all_ids if c not in set(used)]
     if dropped:
         notes.append(f"left out classes {dropped[:10]}{' ...' if len(dropped) > 10 else ''} (in neither --seen nor --unseen)")
-    return _group(t, tl, used), _group(x, y, used), sorted(seen), sorted(unseen), notes
+    return _group(t, tl, used), _group(x, y, used), sorted(seen), sorted(unseen), val, notes
 
 
 # ---------------------------------------------------------------- writing
@@ -280,15 +309,17 @@ def check_out(out, force):
     if not force:
         raise DatasetError(f"--out {out} already exists and is not empty: choose another folder, "
                            f"or pass --force to replace the dataset in it")
-    others = sorted(set(entries) - set(FILES))
+    others = sorted(set(entries) - set(FILES) - {VALIDS})
     if others:
-        raise DatasetError(f"--out {out} holds files other than a dataset's four pickles ({', '.join(others[:5])}); "
+        raise DatasetError(f"--out {out} holds files other than a dataset's pickles ({', '.join(others[:5])}); "
                            f"--force only replaces a dataset folder: choose another folder")
 
 
-def write_dataset(out, text, images, train_ids, test_ids, force=False):
+def write_dataset(out, text, images, train_ids, test_ids, force=False, val_ids=None):
     """Write a validated dataset folder at `out`, atomically. Returns the loaded Dataset."""
     validate(text, images, train_ids, test_ids)
+    if val_ids is not None:
+        check_val_ids(val_ids, train_ids, VALIDS)
     check_out(out, force)
     out = os.path.abspath(out)
     parent, name = os.path.split(out)
@@ -298,9 +329,10 @@ def write_dataset(out, text, images, train_ids, test_ids, force=False):
     os.umask(umask)
     try:
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would otherwise stay on the dataset folder
-        save_dataset(tmp, text, images, train_ids, test_ids)
+        save_dataset(tmp, text, images, train_ids, test_ids, val_ids)
         try:
             dataset = load_dataset(tmp)
+            load_val_ids(tmp, dataset.train_ids)
         except DatasetError as e:
             raise DatasetError(str(e).replace(tmp, out))
         _move_into_place(tmp, out)
@@ -335,8 +367,9 @@ def _spread(counts):
     return f"{min(counts)}/{np.mean(counts):.1f}/{max(counts)}"
 
 
-def summary(dataset, path):
-    """A table of what the folder holds: classes, split, counts, dimensions, value ranges, warnings."""
+def summary(dataset, path, val_ids=None):
+    """A table of what the folder holds: classes, split, counts, dimensions, value ranges,
+    validation classes, warnings."""
     rows = [("", "seen (train)", "unseen (test)")]
     split = (dataset.train_ids, dataset.test_ids)
     rows.append(("classes", *(str(len(ids)) for ids in split)))
@@ -350,6 +383,9 @@ def summary(dataset, path):
         stack = np.concatenate(list(d.values()))
         lines.append(f"  {label:<6} {stack.shape[1]}-d, values in [{stack.min():.4g}, {stack.max():.4g}], "
                      f"mean {stack.mean():.4g}")
+    if val_ids:
+        lines.append(f"  validation classes ({VALIDS}): {len(val_ids)} of the seen classes, {val_ids[:20]}"
+                     f"{' ...' if len(val_ids) > 20 else ''}")
     found = dataset_warnings(dataset, defaults()["top_k"])
     lines.append("  warnings: " + ("none" if not found else f"{len(found)}"))
     lines += [f"    - {w}" for w in found]
@@ -389,6 +425,8 @@ def _parser():
     a.add_argument("--text-labels", required=True, help="class id of each text row")
     a.add_argument("--unseen", required=True, help="unseen (test) class ids, comma-separated: 3,7,9")
     a.add_argument("--seen", help="seen (train) class ids; default: every other class")
+    a.add_argument("--val", help="seen class ids a run may hold out as validation classes "
+                                 "(valids.pkl; run_exp.py --val_classes file)")
     out_args(a)
 
     s = sub.add_parser("synthetic", help="a deterministic synthetic dataset shaped like a paper dataset")
@@ -399,7 +437,8 @@ def _parser():
     s.add_argument("--texts-per-class", type=int, help="mean texts a class (default: the profile's)")
     out_args(s)
 
-    c = sub.add_parser("check", help="validate a dataset folder and summarise it (exit 2 if invalid)")
+    c = sub.add_parser("check", help="validate a dataset folder (and its valids.pkl, if any) and "
+                                     "summarise it (exit 2 if invalid)")
     c.add_argument("folder")
     return p
 
@@ -410,33 +449,36 @@ def _convert(args):
     if args.command == "arrays":
         unseen = _id_list(args.unseen, "--unseen")
         seen = _id_list(args.seen, "--seen") if args.seen else None
+        val = _id_list(args.val, "--val") if args.val else None
         return convert_arrays(read_array(args.images, "--images"), read_array(args.image_labels, "--image-labels"),
                               read_array(args.texts, "--texts"), read_array(args.text_labels, "--text-labels"),
-                              unseen, seen)
+                              unseen, seen, val)
     if not (args.noise >= 0 and np.isfinite(args.noise)):
         raise DatasetError(f"--noise must be a number >= 0, got {args.noise}")
     for flag in ("images_per_class", "texts_per_class"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise DatasetError(f"--{flag.replace('_', '-')} must be at least 1")
-    return (*synthetic.generate(args.like, args.seed, args.noise, args.images_per_class, args.texts_per_class), [])
+    return (*synthetic.generate(args.like, args.seed, args.noise, args.images_per_class, args.texts_per_class),
+            None, [])
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         if args.command == "check":
-            print(summary(load_dataset(args.folder), args.folder))
+            dataset = load_dataset(args.folder)
+            print(summary(dataset, args.folder, load_val_ids(args.folder, dataset.train_ids)))
             return 0
         check_out(args.out, args.force)
-        text, images, train_ids, test_ids, notes = _convert(args)
-        dataset = write_dataset(args.out, text, images, train_ids, test_ids, args.force)
+        text, images, train_ids, test_ids, val_ids, notes = _convert(args)
+        dataset = write_dataset(args.out, text, images, train_ids, test_ids, args.force, val_ids)
     except DatasetError as e:
         sys.stderr.write(f"prepare {args.command}: error: {e}\n")
         return 2
     except OSError as e:
         sys.stderr.write(f"prepare {args.command}: error: {e.filename or ''}: {e.strerror or e}\n")
         return 2
-    print(summary(dataset, f"wrote {args.out}"))
+    print(summary(dataset, f"wrote {args.out}", val_ids))
     for note in notes:
         print(f"  note: {note}")
     parent = os.path.dirname(os.path.normpath(args.out)) or "."
