@@ -13,7 +13,6 @@ import pickle
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import yaml
 
