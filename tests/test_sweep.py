@@ -265,3 +265,10 @@ def test_an_existing_sweep_is_not_overwritten(tmp_path, capsys):
 def test_trial_names_follow_the_grid_order():
     assert sweep.trial_name(3, {}) == "seed3"
     assert sweep.trial_name(0, {"CSEM_lr": 0.001, "eval_ks": [5, 10]}) == "seed0_CSEM_lr=0.001_eval_ks=5+10"
+
+
+def test_a_dead_trials_error_is_the_first_line_of_its_last_failure():
+    text = ("Failure # 1 (occurred at 2026-01-01_00-00-00)\nThe actor died unexpectedly.\n\tpid: 1\n"
+            "Failure # 2 (occurred at 2026-01-01_00-01-00)\nThe node was lost.\n\tpid: 2\n")
+    assert sweep.error_line(text) == "The node was lost."
+    assert sweep.error_line("") == "its process died"

@@ -334,6 +334,14 @@ def start_ray(address, resources):
                          f"(the nodes have {have})")
 
 
+def error_line(text):
+    """The first line of the last failure in the error file Tune keeps for a trial."""
+    lines = [l for l in text.splitlines() if l.strip()]
+    starts = [i for i, l in enumerate(lines) if l.startswith("Failure # ")]
+    i = starts[-1] + 1 if starts else 0
+    return one_line(lines[i]) if i < len(lines) else "its process died"
+
+
 def describe(key, cfg, status):
     line = f"[{status['status']}] {key}: {status['rounds_done']} rounds, {status['seconds']:.0f} s"
     best = best_in_history(cfg)
@@ -374,8 +382,7 @@ def tune_trials(configs, todo, out, resources, max_concurrent, scheduler_name):
             key = trial.config["trial"]
             cfg, status = configs[key], read_status(configs[key])
             if status["status"] != "failed" or not status["error"]:
-                lines = [l for l in str(trial.get_error() or "").splitlines() if l.strip()]
-                status.update(status="failed", error=one_line(lines[-1] if lines else "the trial's process died"))
+                status.update(status="failed", error=error_line(str(trial.get_error() or "")))
             status["error"] += f" (after {status['attempts']} attempts)"
             write_status(cfg, status)
             print(describe(key, cfg, status), flush=True)
