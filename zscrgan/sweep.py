@@ -43,7 +43,7 @@ import yaml
 
 from zscrgan import config as config_lib
 from zscrgan.config import ConfigError
-from zscrgan.runfiles import LockHeld, RunLock, fault_point, read_history, read_yaml, run_dirs, write_yaml
+from zscrgan.runfiles import LOCK_FILE, LockHeld, RunLock, fault_point, read_history, read_yaml, run_dirs, write_yaml
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 SWEEP_KEYS = ("datasets", "seeds", "set", "grid", "resources")
@@ -309,7 +309,7 @@ def prepare(args):
         if os.path.exists(saved):
             raise SweepError(f"{args.out} already holds a sweep: continue it with --resume, "
                              "or choose another --out")
-        if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        if os.path.exists(out) and (not os.path.isdir(out) or set(os.listdir(out)) - {LOCK_FILE}):
             raise SweepError(f"--out {args.out} exists and is not an empty folder")
         sweep = load_sweep(args.sweep)
         source = args.sweep
