@@ -44,3 +44,7 @@ def tiny_config(**overrides):
              "jit_compile": False}
     flags.update(overrides)
     return config_lib.load_config(flags=flags)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts Ray or runs several trainings (seconds to a minute)")
