@@ -25,7 +25,8 @@ A trial whose process dies is retried from its latest checkpoint (up to MAX_RETR
 a trial with bad input or a diverging loss is recorded as failed and not retried. `--resume`
 continues a sweep from DIR/sweep.yml: it runs the pending and running trials, and leaves
 finished, failed and stopped ones alone. `--scheduler asha` stops trials whose per-round
-Prec@K trails the others (Tune's ASHA); they are recorded as stopped.
+Prec@K (on the validation classes, if any) trails the others (Tune's ASHA); they are
+recorded as stopped.
 
 Exit status: 0 every trial finished or was stopped by ASHA, 1 some trial failed or did not
 finish, 2 bad input (nothing started).
@@ -249,7 +250,8 @@ def run_trial(config, trials):
 
     def on_round(row, best, is_best):
         record(rounds_done=row["round"])
-        tune.report({**row, "score": row[key], "best": best, "node_id": node_id})
+        score = row.get(f"val_{key}", row[key])  # with validation classes, never the test score
+        tune.report({**row, "score": score, "best": best, "node_id": node_id})
 
     def record(**outcome):
         status.update(outcome, seconds=before + time.monotonic() - start)

@@ -1,0 +1,98 @@
+"""Sweep throughput: 4 MFEAT seeds one after another in one process, against the same 4 as a
+sweep of 2 concurrent 1-CPU trials.
+
+    python benchmarks/bench_sweep.py [--epochs 30] [--seeds 0,1,2,3]
+
+Both run configs/MFEAT.yml (the demo) with --epochs rounds; each is timed end to end as a
+fresh command, Python start, imports, Ray's start and every trial's TensorFlow start
+included. "One after another" trains with TensorFlow's default threads (both cores); the
+sweep gives each trial one CPU and one thread. Prints a table and one JSON line.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SEQUENTIAL = """
+import sys
+from zscrgan import experiment
+from zscrgan.config import load_config
+for seed in {seeds}:
+    cfg = load_config(flags={{"dataset": "MFEAT", "epochs": {epochs}, "seed": seed, "run_name": f"seed{{seed}}",
+                             "datasets_dir": {datasets!r}, "logs_dir": {logs!r}, "results_dir": {results!r}}})
+    experiment.run(cfg, progress=False)
+"""
+
+
+def timed(cmd, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:3])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def run_stats(logs_dir):
+    """{trial: (best Prec@50, median seconds of a round after the first)} from each history.csv."""
+    from zscrgan.runfiles import read_history
+    stats = {}
+    for trial in sorted(os.listdir(logs_dir)):
+        rows = read_history(os.path.join(logs_dir, trial, "history.csv"))
+        round_s = [sum(float(r[k]) for k in ("e_step_s", "m_step_s", "eval_s")) for r in rows[1:]]
+        stats[trial] = (max(float(r["prec_at_50"]) for r in rows), float(np.median(round_s)))
+    return stats
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30, help="rounds per run (the demo's full 100 takes ~3x longer)")
+    parser.add_argument("--seeds", default="0,1,2,3")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    work = tempfile.mkdtemp(prefix="bench_sweep_")
+    try:
+        datasets = os.path.join(ROOT, "datasets")
+        seq = os.path.join(work, "sequential")
+        code = SEQUENTIAL.format(seeds=seeds, epochs=args.epochs, datasets=datasets,
+                                 logs=os.path.join(seq, "logs"), results=os.path.join(seq, "results"))
+        t_seq = timed([sys.executable, "-c", code], work)
+
+        with open(os.path.join(work, "sweep.yml"), "w") as f:
+            json.dump({"datasets": ["MFEAT"], "seeds": seeds, "set": {"epochs": args.epochs, "datasets_dir": datasets},
+                       "resources": {"cpus": 1, "gpus": 0}}, f)
+        t_sweep = timed([sys.executable, "-m", "zscrgan.sweep", "sweep.yml", "--out", "sweep",
+                         "--max_concurrent", "2"], work)
+
+        sys.path.insert(0, ROOT)
+        seq_stats = run_stats(os.path.join(seq, "logs", "MFEAT_logs"))
+        sweep_stats = run_stats(os.path.join(work, "sweep", "logs", "MFEAT_logs"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    n = len(seeds)
+    rows = [("one after another, one process, default threads", t_seq, seq_stats),
+            ("sweep, 2 concurrent 1-CPU trials", t_sweep, sweep_stats)]
+    print(f"\n{n} MFEAT runs of {args.epochs} rounds (configs/MFEAT.yml), wall time end to end")
+    print(f"  {'mode':<50}{'seconds':>9}{'runs/min':>10}{'round s':>9}   best Prec@50 per seed")
+    for mode, seconds, stats in rows:
+        round_s = np.median([r for _, r in stats.values()])
+        print(f"  {mode:<50}{seconds:>9.1f}{60 * n / seconds:>10.2f}{round_s:>9.3f}   "
+              + " ".join(f"{best:.4f}" for best, _ in stats.values()))
+    print(f"  throughput ratio (sweep / one after another): {t_seq / t_sweep:.2f}x "
+          "(round s: median seconds of a round after the first, per run)")
+    print(json.dumps({"bench": "sweep", "runs": n, "epochs": args.epochs, "sequential_s": t_seq,
+                      "sweep_s": t_sweep, "ratio": t_seq / t_sweep,
+                      "sequential": {k: {"best": b, "round_s": r} for k, (b, r) in seq_stats.items()},
+                      "sweep": {k: {"best": b, "round_s": r} for k, (b, r) in sweep_stats.items()}}))
+
+if __name__ == "__main__":
+    main()
