@@ -303,3 +303,22 @@ def test_history_of_a_run_that_selected_on_test_keeps_the_test_round(tmp_path, c
              if line[:2] in ("* ", "+ ") and line.split()[1].isdigit()}
     assert marks == {"*": "4", "+": "3"}
     assert "selected round: 4 (select: test" in out and "best validation round: 0.4" in out
+
+
+def test_a_run_that_selected_on_validation_classes_opens_its_selected_rounds_dump(dataset_dir, tmp_path, capsys):
+    """Its dumps are named by test scores, so the highest name is not the selected round's."""
+    res, logs = tmp_path / "res" / "TINY_res" / "v", tmp_path / "logs" / "TINY_logs" / "v"
+    res.mkdir(parents=True)
+    logs.mkdir(parents=True)
+    val_history(logs, [(0.375, 0.5), (0.5625, 0.7), (0.75, 0.6)], "val")
+    (logs / "config.yml").write_text("dataset: TINY\ntop_k: 50\nval_classes: [5, 6]\nselect: val\n")
+    write_pickle(res / "acc0.5625.pkl", RECORDS)
+    write_pickle(res / "acc0.75.pkl", [{1: [1, 1, 1, 1]}, {1: [1, 1, 1, 1]}, {2: [2, 2, 2, 2]}])
+    args = ["--dataset", "TINY", "--run_name", "v", "--results_dir", tmp_path / "res", "--logs_dir", tmp_path / "logs",
+            "--datasets_dir", dataset_dir]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"dump      {res / 'acc0.5625.pkl'}"
+    (logs / "config.yml").write_text("dataset: TINY\ntop_k: 50\n")  # selected on test: the highest
+    code, out, _ = run(args, capsys)
+    assert code == 0 and out.splitlines()[0] == f"dump      {res / 'acc0.75.pkl'}"

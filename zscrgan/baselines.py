@@ -1,6 +1,7 @@
 """Classic baselines for the same zero-shot text-to-image retrieval, next to ZSCRGAN and chance.
 
     python -m zscrgan.baselines --dataset NAME [--run_name NAME] [--datasets_dir datasets] [--results_dir retrieved_res]
+                                [--logs_dir ckt_logs]
                                 [--k 50] [--seed 0] [--alpha 1.0] [--cca_dim D] [--max_pairs 2000]
 
 Both baselines are fitted on the seen classes only and evaluated exactly like ZSCRGAN
@@ -127,7 +128,8 @@ def zscrgan_row(path, query_labels, n_relevant, k):
     return (*scores(query_labels, retrieved[:, :k], n_relevant), os.path.basename(path))
 
 
-def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_pairs=2000, run_name=None):
+def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_pairs=2000, run_name=None,
+        logs_dir="ckt_logs"):
     """The comparison: a header line and rows (method, Prec@K or None, mAP@K or None, note).
 
     The ZSCRGAN row re-scores the best dump of the run (`run_name`, or the unnamed run) in
@@ -150,8 +152,8 @@ def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_
     except np.linalg.LinAlgError as e:  # LAPACK's SVD occasionally fails on the deflated matrices
         rows.append((f"CCA ({dim} components)", None, None, f"failed ({e}): try another --seed or --max_pairs"))
     if results_dir is not None:
-        folder = run_dirs(dataset.name, run_name, results_dir=results_dir)[1]
-        path = best_dump(folder)
+        logs, folder = run_dirs(dataset.name, run_name, logs_dir, results_dir)
+        path = best_dump(folder, logs)
         if path is None:
             rows.append(("ZSCRGAN", None, None, f"no dump in {folder}"))
         else:
@@ -179,6 +181,9 @@ def _parser():
     p.add_argument("--datasets_dir", default="datasets", help="where dataset folders live (default: datasets)")
     p.add_argument("--results_dir", default="retrieved_res", help="where <NAME>_res/acc*.pkl dumps are (default: retrieved_res)")
     p.add_argument("--run_name", metavar="NAME", help="score the best dump of this named run, in <NAME>_res/<run_name>/")
+    p.add_argument("--logs_dir", default="ckt_logs",
+                   help="where the run's logs folder is; a run that selected on validation classes "
+                        "(select: val) is scored by its selected round's dump (default: ckt_logs)")
     p.add_argument("--k", type=_positive(int), default=50, help="K of Prec@K and mAP@K (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="seeds the choice of training pairs (default: 0)")
     p.add_argument("--alpha", type=_positive(float), default=1.0, help="ridge regularisation (default: 1.0)")
@@ -211,7 +216,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     header, rows = run(dataset, args.results_dir, args.k, args.seed, args.alpha, args.cca_dim, args.max_pairs,
-                       args.run_name)
+                       args.run_name, args.logs_dir)
     print(format_table(header, rows, args.k))
     return 0
 

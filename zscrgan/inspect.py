@@ -107,12 +107,32 @@ def name_score(path):
     return m.group(1)
 
 
-def best_dump(folder):
-    """Path of the highest-scoring `acc<score>.pkl` in `folder` (the earliest name on ties), or None."""
+def best_dump(folder, logs=None):
+    """Path of the run's best dump in `folder`, or None: the highest-scoring `acc<score>.pkl`
+    (the earliest name on ties), or, when the run's logs folder `logs` says it selected on
+    validation classes, the dump of its selected round (named by that round's test score)."""
     if not os.path.isdir(folder):
         return None
+    selected = _selected_name(logs) if logs else None
+    if selected and os.path.isfile(os.path.join(folder, selected)):
+        return os.path.join(folder, selected)
     named = sorted((-float(name_score(f)), f) for f in os.listdir(folder) if name_score(f) is not None)
     return os.path.join(folder, named[0][1]) if named else None
+
+
+def _selected_name(logs):
+    """`acc<test score>.pkl` of the selected round of a run with `select: val`, else None."""
+    from zscrgan.runfiles import read_history, read_yaml
+    from zscrgan.selection import best_row, score_key
+    try:
+        cfg = read_yaml(os.path.join(logs, "config.yml"))
+    except Exception:  # an unreadable config leaves the usual rule
+        return None
+    if not isinstance(cfg, dict) or cfg.get("select") != "val":
+        return None
+    k = cfg.get("top_k", 50)
+    row = best_row(read_history(os.path.join(logs, "history.csv")), score_key("val", k))
+    return None if row is None else f"acc{float(row[f'prec_at_{k}'])}.pkl"
 
 
 def score_check(recomputed, named):
@@ -459,7 +479,7 @@ def _inputs(parser, args):
                              args.results_dir or "retrieved_res")
     if args.history is not None:
         return None, os.path.join(logs, "history.csv")
-    path = best_dump(results)
+    path = best_dump(results, logs)
     if path is None:
         raise InspectError(f"no dump acc<score>.pkl in {results}: check --dataset, --run_name and --results_dir")
     return path, None
