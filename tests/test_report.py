@@ -169,6 +169,7 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, make, message):
     assert "no such folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_real_named_run(tmp_path):
     """run_exp.py with --run_name, then report on its logs folder, inspect and baselines by name."""
     make_dataset(str(tmp_path / "datasets" / "TINY"))

@@ -185,6 +185,7 @@ PARENT_DUMPS = {"acc0.3333333333333333.pkl": "ffaaeec1dd1b5de9d33fd86d10a088acbe
                 "acc0.4333333333333333.pkl": "22a3668e43541316a444edd6ac79ee21b81f2d3b72b975bd048f920b986bb7d1"}
 
 
+@pytest.mark.slow
 def test_without_model_selection_a_run_is_the_parent_commits(tmp_path):
     base = new_base(tmp_path, n_train=4)
     proc = start(base, "--epochs", "6")
@@ -210,6 +211,7 @@ def full(tmp_path_factory):
     return base, proc
 
 
+@pytest.mark.slow
 def test_select_val_dumps_the_test_retrieval_of_the_best_validation_round(full):
     base, proc = full
     rows = history(base)
@@ -236,6 +238,7 @@ def dumps_until(base, stop):
     return {name: data for name, data in dumps(base).items() if name in names}
 
 
+@pytest.mark.slow
 def test_patience_stops_exactly_patience_rounds_after_the_last_best(full, tmp_path):
     base, patience = new_base(tmp_path), 3
     stop, best = expected_stop(history(full[0]), "val_prec_at_5", patience)
@@ -248,6 +251,7 @@ def test_patience_stops_exactly_patience_rounds_after_the_last_best(full, tmp_pa
     assert best_checkpoint_round(base) == best and dumps(base) == dumps_until(full[0], stop)
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_stops_at_the_same_round_with_the_same_dump(full, tmp_path):
     stop, best = expected_stop(history(full[0]), "val_prec_at_5", 4)
     assert best > 1  # a best round after the first, so the count starts from a real best
