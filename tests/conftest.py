@@ -48,3 +48,16 @@ def tiny_config(**overrides):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts Ray or runs several trainings (seconds to a minute)")
+
+
+def run_exp_command(base, *args, fault=None):
+    """(command, environment) running run_exp.py on `<base>/datasets/TINY`, with its results
+    and logs under `base`; fault: a ZSCRGAN_FAULT spec (zscrgan/runfiles.py) or None."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("ZSCRGAN_FAULT", None)
+    if fault:
+        env["ZSCRGAN_FAULT"] = fault
+    cmd = [sys.executable, os.path.join(ROOT, "run_exp.py"), "--dataset", "TINY",
+           "--datasets_dir", str(base / "datasets"), "--results_dir", str(base / "res"),
+           "--logs_dir", str(base / "logs"), *args]
+    return cmd, env

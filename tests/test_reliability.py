@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_FLAGS, make_dataset
+from conftest import ROOT, TINY_FLAGS, make_dataset, run_exp_command
 from zscrgan.evaluation import prec_from_records
 from zscrgan.runfiles import LockHeld, RunLock
 
@@ -26,13 +26,7 @@ TIMING = {"e_step_s", "m_step_s", "eval_s"}
 
 
 def start(base, *args, fault=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("ZSCRGAN_FAULT", None)
-    if fault:
-        env["ZSCRGAN_FAULT"] = fault
-    cmd = [sys.executable, os.path.join(ROOT, "run_exp.py"), "--dataset", "TINY",
-           "--datasets_dir", str(base / "datasets"), "--results_dir", str(base / "res"),
-           "--logs_dir", str(base / "logs"), *FLAGS, *args]
+    cmd, env = run_exp_command(base, *FLAGS, *args, fault=fault)
     return subprocess.Popen(cmd, cwd=str(base), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

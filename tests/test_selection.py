@@ -11,12 +11,11 @@ import hashlib
 import os
 import pickle
 import subprocess
-import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_FLAGS, make_dataset, tiny_config
+from conftest import TINY_FLAGS, make_dataset, run_exp_command, tiny_config
 from zscrgan.config import ConfigError
 from zscrgan.data import DatasetError, load_dataset
 from zscrgan.evaluation import prec_from_records
@@ -32,13 +31,7 @@ VAL = ["--val_classes", "3", "--select", "val"]
 # ----------------------------------------------------------------------------- helpers
 
 def start(base, *args, fault=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("ZSCRGAN_FAULT", None)
-    if fault:
-        env["ZSCRGAN_FAULT"] = fault
-    cmd = [sys.executable, os.path.join(ROOT, "run_exp.py"), "--dataset", "TINY",
-           "--datasets_dir", str(base / "datasets"), "--results_dir", str(base / "res"),
-           "--logs_dir", str(base / "logs"), *FLAGS, *args]
+    cmd, env = run_exp_command(base, *FLAGS, *args, fault=fault)
     return subprocess.run(cmd, cwd=str(base), env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -131,12 +131,16 @@ def test_local_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
     resolved = yaml.safe_load(open(out / "sweep.yml"))
     assert resolved["datasets"] == ["TINY", "TINY2"] and resolved["resources"] == {"cpus": 1, "gpus": 0}
     assert "sweep out: 4 finished" in stdout
-    try:
-        from zscrgan import report  # noqa: F401
-    except ImportError:
-        return
     with open(out / "results.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 4
+        results = list(csv.DictReader(f))
+    with open(out / "summary.csv", newline="") as f:
+        summary = {row["dataset"]: row for row in csv.DictReader(f)}
+    assert len(results) == 4 and sorted(summary) == ["TINY", "TINY2"]
+    for name, row in summary.items():  # mean and sample std of the two seeds, by hand
+        a, b = (float(r["best_prec_at_5"]) for r in results if r["dataset"] == name)
+        assert row["finished"] == "2"
+        assert float(row["best_prec_at_5_mean"]) == pytest.approx((a + b) / 2)
+        assert float(row["best_prec_at_5_std"]) == pytest.approx(abs(a - b) / 2 ** 0.5)
 
 
 @pytest.mark.slow

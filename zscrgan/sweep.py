@@ -451,12 +451,8 @@ def summarize(shown_out, out, trials):
             print(f"  failed {key}: {status['error']}")
     if counts["pending"]:
         print(f"  continue with: python -m zscrgan.sweep --out {shown_out} --resume")
-    try:
-        from zscrgan import report
-    except ImportError:
-        pass
-    else:
-        print(report.write_report(out))
+    from zscrgan import report
+    print(report.write_report(out))
     return EXIT_OK if counts["failed"] + counts["pending"] == 0 else EXIT_FAILED
 
 
