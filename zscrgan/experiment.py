@@ -452,18 +452,8 @@ def start_training(cfg, dataset, log_dir, res_dir, resume, on_round=None, progre
         print(f"No checkpoint to resume in {log_dir}: starting from round 1")
     if done >= cfg.epochs:
         print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
-        return {"rounds": done, **_best_of(cfg, log_dir), "stopped_early": False}
+        return {"rounds": done, **selection.best_in_history(cfg, log_dir), "stopped_early": False}
     return train(cfg, dataset, log_dir, res_dir, on_round, progress)
-
-
-def _best_of(cfg, log_dir):
-    """{"best": the selection metric's best score, "test_at_best": the test score of its
-    round} from a run's history.csv (None when it has no rounds)."""
-    from zscrgan.runfiles import read_history
-    chosen, key = selection.score_key(cfg.select, cfg.top_k), f"prec_at_{cfg.top_k}"
-    rows = [row for row in read_history(os.path.join(log_dir, "history.csv")) if row.get(key)]
-    row = selection.best_row(rows, chosen)
-    return {"best": row and float(row[chosen]), "test_at_best": row and float(row[key])}
 
 
 def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True):

@@ -7,11 +7,13 @@ These helpers resolve the `val_classes` key against a dataset and pick the selec
 from a history; `experiment.train` does the rest. Nothing here imports TensorFlow.
 """
 import dataclasses
+import os
 
 import numpy as np
 
 from zscrgan.config import VAL_FILE, ConfigError
 from zscrgan.data import VALIDS, DatasetError, check_val_ids, load_val_ids
+from zscrgan.runfiles import read_history
 
 
 def resolve_val_ids(cfg, dataset, folder):
@@ -85,3 +87,12 @@ def best_row(rows, key):
         if value is not None and (best is None or value > _value(best, key)):
             best = row
     return best
+
+
+def best_in_history(cfg, log_dir):
+    """{"best": the selection metric's best score, "test_at_best": the test Prec@K of its
+    round} from the run's history.csv in log_dir (None when no round has the columns)."""
+    chosen, key = score_key(cfg["select"], cfg["top_k"]), f"prec_at_{cfg['top_k']}"
+    rows = [row for row in read_history(os.path.join(log_dir, "history.csv")) if row.get(key)]
+    row = best_row(rows, chosen)
+    return {"best": row and float(row[chosen]), "test_at_best": row and float(row[key])}

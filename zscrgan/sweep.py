@@ -45,6 +45,7 @@ import yaml
 from zscrgan import config as config_lib
 from zscrgan.config import ConfigError
 from zscrgan.runfiles import LOCK_FILE, LockHeld, RunLock, fault_point, read_history, read_yaml, run_dirs, write_yaml
+from zscrgan.selection import best_in_history
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 SWEEP_KEYS = ("datasets", "seeds", "set", "grid", "resources")
@@ -207,11 +208,6 @@ def rounds_in_history(cfg):
     return len(read_history(os.path.join(log_dir(cfg), "history.csv")))
 
 
-def best_in_history(cfg):
-    scores = [float(r[f"prec_at_{cfg['top_k']}"]) for r in read_history(os.path.join(log_dir(cfg), "history.csv"))]
-    return max(scores) if scores else None
-
-
 # --------------------------------------------------------------------------- one trial (on a Ray worker)
 
 def wait_for_lock(folder, timeout=LOCK_WAIT_S):
@@ -346,7 +342,7 @@ def error_line(text):
 
 def describe(key, cfg, status):
     line = f"[{status['status']}] {key}: {status['rounds_done']} rounds, {status['seconds']:.0f} s"
-    best = best_in_history(cfg)
+    best = best_in_history(cfg, log_dir(cfg))["test_at_best"]
     if best is not None:
         line += f", best Prec@{cfg['top_k']} {best:.4f}"
     return line + (f": {status['error']}" if status["error"] else "")
@@ -437,7 +433,7 @@ def run_sweep(args):
 
 
 def summarize(shown_out, out, trials):
-    """Print the trials' outcomes (and the report, if zscrgan.report is there); the exit status."""
+    """Print the trials' outcomes and the report; returns the exit status."""
     statuses = {k: read_status(cfg) for k, cfg in trials.items()}
     for key, status in statuses.items():
         if status["status"] == "running":  # the driver was interrupted: the trial can be resumed
