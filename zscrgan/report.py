@@ -34,6 +34,7 @@ import yaml
 from zscrgan.data import DatasetError, load_dataset
 from zscrgan.inspect import InspectError, read_history
 from zscrgan.runfiles import atomic_write, read_yaml
+from zscrgan.selection import best_row
 
 STATUSES = ("pending", "running", "finished", "failed", "stopped")
 BASELINES = (("ridge", "ridge"), ("CCA", "cca"))  # (method name in zscrgan.baselines' rows, column prefix)
@@ -55,14 +56,12 @@ def best_scores(rows, k, select_val=False):
     whose number, validation and test Prec@K are added. {} when no round is scored yet.
     """
     prec, val = f"prec_at_{k}", f"val_prec_at_{k}"
-    scored = [r for r in rows if r.get(prec) is not None]
-    if not scored:
+    best = best_row(rows, prec)
+    if best is None:
         return {}
-    best = max(scored, key=lambda r: r[prec])  # max keeps the earliest of ties
     out = {"best_round": best["round"], f"best_prec_at_{k}": best[prec], f"map_at_{k}": best.get(f"map_at_{k}")}
-    validated = [r for r in rows if r.get(val) is not None]
-    if select_val and validated:
-        chosen = max(validated, key=lambda r: r[val])
+    chosen = best_row(rows, val) if select_val else None
+    if chosen is not None:
         out.update({"best_val_round": chosen["round"], val: chosen[val],
                     f"test_prec_at_{k}_at_best_val": chosen.get(prec), f"map_at_{k}": chosen.get(f"map_at_{k}")})
     return out
