@@ -324,8 +324,10 @@ def _prec_columns(columns):
 
 
 def _best_index(rows, column):
-    scored = [i for i, r in enumerate(rows) if r.get(column) is not None]
-    return max(scored, key=lambda i: rows[i][column]) if scored else None  # max keeps the earliest of ties
+    """Index of the row that selection.best_row picks (the highest, earliest on ties), or None."""
+    from zscrgan.selection import best_row
+    row = best_row(rows, column)
+    return None if row is None else rows.index(row)
 
 
 def _run_select(history_path):
