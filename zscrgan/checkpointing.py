@@ -14,13 +14,14 @@ import os
 import re
 import shutil
 
-from zscrgan.runfiles import atomic_write, fault_point
+from zscrgan.errors import BadInput
+from zscrgan.results import atomic_write, fault_point
 
 STATE_FILE = "checkpoint"
 _STATE_LINE = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$', re.M)
 
 
-class CheckpointMismatch(Exception):
+class CheckpointMismatch(BadInput):
     """A checkpoint that does not fit the model built from the current config and dataset."""
 
 

@@ -12,6 +12,8 @@ import re
 import yaml
 from easydict import EasyDict
 
+from zscrgan.errors import BadInput
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(ROOT, "configs")
 DEFAULT_FILE = os.path.join(CONFIG_DIR, "default.yml")
@@ -43,18 +45,21 @@ _RANGES = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput, ValueError):
     """A bad configuration file or value; the message says which and how to fix it."""
 
 
-def _read_yaml(path):
+def read_file(path):
+    """The mapping in a YAML config file ({} when empty); ConfigError naming the file, and line and column."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} not found")
     try:
         with open(path) as f:
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}")
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -64,7 +69,7 @@ def _read_yaml(path):
 
 def defaults():
     """The default configuration (a plain dict) from configs/default.yml."""
-    return _read_yaml(DEFAULT_FILE)
+    return read_file(DEFAULT_FILE)
 
 
 def _expected_type(key, default):
@@ -229,9 +234,9 @@ def load_config(dataset=None, config_file=None, flags=None):
     if name:
         dataset_file = os.path.join(CONFIG_DIR, f"{name}.yml")
         if os.path.isfile(dataset_file):
-            cfg = merge(cfg, _read_yaml(dataset_file), os.path.relpath(dataset_file))
+            cfg = merge(cfg, read_file(dataset_file), os.path.relpath(dataset_file))
     if config_file:
-        cfg = merge(cfg, _read_yaml(config_file), config_file)
+        cfg = merge(cfg, read_file(config_file), config_file)
     for key, text in flags.items():
         if key not in base:
             raise ConfigError(f"--{key}: unknown option")

@@ -13,11 +13,13 @@ import pickle
 
 import numpy as np
 
+from zscrgan.errors import BadInput
+
 FILES = ("txt_embed_dict.pkl", "image_embed_dict.pkl", "trainids.pkl", "testids.pkl")
 VALIDS = "valids.pkl"
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInput, ValueError):
     """A missing, unsafe or invalid dataset; the message names the file and the problem."""
 
 
@@ -260,3 +262,16 @@ def list_datasets(datasets_dir):
         return []
     return sorted(d for d in os.listdir(datasets_dir) if not d.startswith(".")
                   and all(os.path.isfile(os.path.join(datasets_dir, d, f)) for f in FILES))
+
+
+PAPER_DATASETS = ("the paper's datasets (AWA1, AWA2, CUB, FLO, NAB_SCS, NAB_SCE, WIKI) come from the authors' "
+                  "links in README.md, 'Getting the data'")
+
+
+def dataset_folder(datasets_dir, name):
+    """`<datasets_dir>/<name>`; DatasetError naming the datasets that are there when it is not a folder."""
+    folder = os.path.join(datasets_dir, name)
+    if not os.path.isdir(folder):
+        have = ", ".join(list_datasets(datasets_dir)) or "none"
+        raise DatasetError(f"dataset '{name}' not found in {datasets_dir}/ (found: {have}); {PAPER_DATASETS}")
+    return folder

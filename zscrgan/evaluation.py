@@ -5,7 +5,6 @@ Queries: every text of every test class, classes in `txt_embed_dict`'s stored ke
 classes in `image_embed_dict`'s stored key order. Ranking is by cosine similarity, best
 first, ties to the lower gallery index (what `tf.math.top_k` does).
 """
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -90,6 +89,12 @@ def map_at_k(query_labels, retrieved_labels, n_relevant):
     return float(np.mean(ap))
 
 
+def n_relevant(query_labels, gallery_labels):
+    """R_q (Q,): the gallery images of each query's class; query_labels (Q,), gallery_labels (N,)."""
+    classes, counts = np.unique(gallery_labels, return_counts=True)
+    return counts[np.searchsorted(classes, query_labels)]
+
+
 def dump_records(query_labels, retrieved_labels):
     """The reference's dump: [{query class id: [K retrieved class ids, best first]}, ...]."""
     return [{int(q): [int(r) for r in row]} for q, row in zip(query_labels, retrieved_labels)]
@@ -100,11 +105,6 @@ def prec_from_records(records):
     query_labels = [next(iter(r)) for r in records]
     retrieved = [next(iter(r.values())) for r in records]
     return prec_at_k(query_labels, retrieved)
-
-
-def dump_path(results_dir, score):
-    """`<results_dir>/acc<str(score)>.pkl`, as the reference names it."""
-    return os.path.join(results_dir, f"acc{score}.pkl")
 
 
 class Evaluator:
@@ -125,8 +125,7 @@ class Evaluator:
         self.images = tf.convert_to_tensor(images, tf.float32)
         self.nets, self.rng, self.k, self.chunk = nets, rng, k, chunk
         self.ks = sorted({k, *eval_ks})
-        classes, counts = np.unique(self.gallery_labels, return_counts=True)
-        self.n_relevant = counts[np.searchsorted(classes, self.query_labels)]
+        self.n_relevant = n_relevant(self.query_labels, self.gallery_labels)
         self.embed_dim = nets.generator.embed_dim
         self.z_dim = nets.generator.g1.kernel.shape[0] - self.embed_dim
 

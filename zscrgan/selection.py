@@ -3,17 +3,15 @@
 The reference evaluates the unseen (test) classes after every round and keeps the best
 round: its figure is a maximum over many test evaluations. Here a run may instead hold out
 some seen classes as validation classes, never trained on, and choose the round on them.
-These helpers resolve the `val_classes` key against a dataset and pick the selected round
-from a history; `experiment.train` does the rest. Nothing here imports TensorFlow.
+These helpers resolve the `val_classes` key against a dataset; `results.best_row` picks the
+selected round and `loop.train` does the rest. Nothing here imports TensorFlow.
 """
 import dataclasses
-import os
 
 import numpy as np
 
 from zscrgan.config import VAL_FILE, ConfigError
 from zscrgan.data import VALIDS, DatasetError, check_val_ids, load_val_ids
-from zscrgan.runfiles import read_history
 
 
 def resolve_val_ids(cfg, dataset, folder):
@@ -59,40 +57,3 @@ def gallery_note(dataset, val_ids, k):
     if val_ids and n < k:
         return f"the validation gallery has {n} images, fewer than K = {k}: val Prec@{k} uses K' = {n}"
     return None
-
-
-def score_key(select, top_k):
-    """The history column that picks the best round: `prec_at_K` or `val_prec_at_K`."""
-    return ("val_" if select == "val" else "") + f"prec_at_{top_k}"
-
-
-def metric_name(select, top_k):
-    """How the console names the selection metric."""
-    return ("val " if select == "val" else "") + f"Prec@{top_k}"
-
-
-def _value(row, key):
-    value = row.get(key)
-    return None if value in (None, "") else float(value)
-
-
-def best_row(rows, key):
-    """The row with the highest `key`, the earliest on ties; rows without it are skipped.
-
-    rows: history rows ({column: number or text}); returns one of them, or None.
-    """
-    best = None
-    for row in rows:
-        value = _value(row, key)
-        if value is not None and (best is None or value > _value(best, key)):
-            best = row
-    return best
-
-
-def best_in_history(cfg, log_dir):
-    """{"best": the selection metric's best score, "test_at_best": the test Prec@K of its
-    round} from the run's history.csv in log_dir (None when no round has the columns)."""
-    chosen, key = score_key(cfg["select"], cfg["top_k"]), f"prec_at_{cfg['top_k']}"
-    rows = [row for row in read_history(os.path.join(log_dir, "history.csv")) if row.get(key)]
-    row = best_row(rows, chosen)
-    return {"best": row and float(row[chosen]), "test_at_best": row and float(row[key])}

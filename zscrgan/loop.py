@@ -1,0 +1,447 @@
+"""The one training loop: `run(cfg)` trains (or evaluates) one run of a resolved config.
+
+Rounds of E-step, M-step and evaluation (docs/algorithm.md §5); the Python loop only logs,
+evaluates and checkpoints. The command line, the sweep's trials and the benchmarks all call
+`run`. Outputs, through `zscrgan.results`: <results>/acc<score>.pkl and <logs>/{config.yml,
+model_shape.yml, history.csv, TensorBoard events, latest/, best/}. With `val_classes`,
+`select` and `patience` (docs/algorithm.md §11.2) the best round may be chosen on held-out
+seen classes and training may stop early; without them a run is the reference's.
+
+Raises BadInput (config, dataset, refused), Diverged, Stopped, RunFault (docs/algorithm.md §11.4).
+"""
+import contextlib
+import dataclasses
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+from easydict import EasyDict
+
+from zscrgan import config as config_lib
+from zscrgan import selection
+from zscrgan.checkpointing import CheckpointSlot, restore, round_of
+from zscrgan.data import dataset_folder, dataset_warnings, load_dataset
+from zscrgan.errors import Diverged, RunFault, Stopped, UsageError
+from zscrgan.results import (History, LockHeld, Run, RunLock, fault_point, metric_name, model_shape, read_yaml,
+                             remove_partials, score_key, shape_changes, write_dump, write_yaml)
+
+# --------------------------------------------------------------------------- before the first round
+
+
+def load_checked_dataset(cfg):
+    """The run's dataset, loaded and checked; its warnings go to stderr."""
+    dataset = load_dataset(dataset_folder(cfg.datasets_dir, cfg.dataset))
+    for message in dataset_warnings(dataset, cfg.top_k):
+        print(f"warning: {message}", file=sys.stderr)
+    return dataset
+
+
+def with_val_ids(cfg, dataset):
+    """A copy of cfg whose val_classes is the list of validation class ids (or None), so that
+    config.yml records the classes a count or 'file' chose (docs/algorithm.md §11.2)."""
+    val_ids = selection.resolve_val_ids(cfg, dataset, dataset_folder(cfg.datasets_dir, cfg.dataset))
+    if val_ids is None:
+        return cfg
+    note = selection.gallery_note(dataset, val_ids, cfg.top_k)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    return EasyDict({**cfg, "val_classes": val_ids})
+
+
+def check_can_train(resume, log_dir, shape, cfg):
+    """Refuse to overwrite an earlier run's checkpoints, or to resume with another model shape
+    or another way of choosing the best round."""
+    found = [p for p in (CheckpointSlot(os.path.join(log_dir, s)).current() for s in ("latest", "best")) if p]
+    if not resume and found:
+        rounds = max(round_of(p) for p in found)
+        raise UsageError(f"{log_dir} holds the checkpoints of an earlier run (up to round {rounds}): "
+                         "continue it with --resume, or start a new run with another --logs_dir")
+    saved = read_yaml(os.path.join(log_dir, "model_shape.yml")) if resume else None
+    changes = shape_changes(saved, shape) if saved else []
+    if changes:
+        raise UsageError(f"cannot resume {log_dir}: the model's shape would change ({', '.join(changes)}); "
+                         "resume with the run's settings, or start a new run with another --logs_dir")
+    saved = read_yaml(os.path.join(log_dir, "config.yml")) if found else None
+    if saved:
+        changes = [f"{key} {saved.get(key, off)} -> {cfg[key]}" for key, off in
+                   (("val_classes", None), ("select", "test")) if saved.get(key, off) != cfg[key]]
+        if changes:
+            raise UsageError(f"cannot resume {log_dir} with another model selection ({', '.join(changes)}): "
+                             "its best round was chosen the run's way; start a new run with another --logs_dir")
+
+
+@contextlib.contextmanager
+def held(folders):
+    """Hold the run's folders (logs, results) for this process, or refuse."""
+    locks = []
+    try:
+        for folder in folders:
+            os.makedirs(folder, exist_ok=True)
+            try:
+                locks.append(RunLock(folder).acquire())
+            except LockHeld as e:
+                raise UsageError(f"another run is using {folder} ({e}); wait for it to finish, "
+                                 "or give this run another --logs_dir/--results_dir or a --run_name")
+        yield
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class _WriteFailed(Exception):
+    """The operating system refused a run file; args: (path, cause)."""
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turn an OS refusal to write `path` (no space, no permission) into _WriteFailed."""
+    import tensorflow as tf
+    try:
+        yield
+    except OSError as e:
+        raise _WriteFailed(e.filename or path, e.strerror or str(e))
+    except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+            tf.errors.FailedPreconditionError, tf.errors.UnknownError) as e:
+        cause = str(e.message).split(" [Op:")[0].strip().splitlines()[-1]
+        raise _WriteFailed(path, cause)
+
+
+def write_fault(error, log_dir):
+    """The one line a refused write ends a run with: what, why, the last whole checkpoint, the way on."""
+    path, cause = error.args
+    latest = CheckpointSlot(os.path.join(log_dir, "latest")).current()
+    kept = (f"the last whole checkpoint is round {round_of(latest)} ({latest})" if latest
+            else "no checkpoint was written yet")
+    return RunFault(f"cannot write {path}: {cause}; {kept}. Free space or fix the folder's permissions, "
+                    "then continue with --resume")
+
+
+# --------------------------------------------------------------------------- the rounds
+
+
+class StopOnSignal:
+    """The first SIGINT/SIGTERM asks the loop to stop after the current round's checkpoint;
+    a second one stops at once (KeyboardInterrupt), losing that round."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self  # e.g. a sweep's trial: its runner stops it, and Python allows handlers only here
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this round's checkpoint "
+              "(send it again to stop at once and lose this round)", file=sys.stderr, flush=True)
+
+
+def check_finite(round_, step, losses, weights):
+    """Raise Diverged naming the round, step kind and losses when any loss or weight is not finite.
+
+    losses: {(step kind, loss name): value}; weights: {step kind: all finite?}.
+    """
+    bad = [f"{kind} loss {name} = {value}" for (kind, name), value in losses.items()
+           if not math.isfinite(value)]
+    bad += [f"{kind} weights are not finite" for kind, ok in weights.items() if not ok]
+    if bad:
+        means = ", ".join(f"{name} = {value:.6g}" for (_, name), value in losses.items())
+        raise Diverged(f"round {round_}: training diverged in the {step}: {'; '.join(bad)} "
+                       f"(mean losses of the step: {means})")
+
+
+def weights_finite(groups):
+    import tensorflow as tf
+    return {kind: bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+            for kind, variables in groups.items()}
+
+
+def run_round(r, model, evaluator, steps, val_evaluator=None):
+    """One round: E-step, M-step, evaluation. Returns (metrics, losses, timings, records).
+
+    With a val_evaluator, the validation classes are evaluated after the test classes and
+    their metrics join `metrics` as val_prec_at_<K>, val_map_at_<K>.
+    """
+    e_steps, n_critic, m_steps = steps
+    t0 = time.perf_counter()
+    e_out = {k: float(v) for k, v in model.e_step(e_steps, n_critic).items()}
+    check_finite(r, "E-step", {("critic", "d_loss"): e_out["d_loss"],
+                               ("generator", "g_loss"): e_out["g_loss"],
+                               ("generator", "kl_loss"): e_out["kl_loss"]},
+                 weights_finite({"critic": model.d_vars, "generator": model.g_vars}))
+    fault_point("after_e_step")
+    t1 = time.perf_counter()
+    m_out = {k: float(v) for k, v in model.m_step(m_steps).items()}
+    check_finite(r, "M-step", {("CSEM", "csem_loss"): m_out["csem_loss"]},
+                 weights_finite({"CSEM": model.f_vars}))
+    t2 = time.perf_counter()
+    metrics, records = evaluator.evaluate()
+    if val_evaluator is not None:
+        metrics.update({f"val_{k}": v for k, v in val_evaluator.evaluate()[0].items()})
+    t3 = time.perf_counter()
+    timings = {"e_step_s": t1 - t0, "m_step_s": t2 - t1, "eval_s": t3 - t2}
+    return metrics, {**e_out, **m_out}, timings, records
+
+
+def set_threads(n):
+    """Use n CPU threads for TensorFlow's op pools (0: TensorFlow's choice). Only possible
+    before TensorFlow's runtime starts; afterwards a differing request is reported."""
+    import tensorflow as tf
+    if not n:
+        return
+    if tf.config.threading.get_intra_op_parallelism_threads() == n:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:
+        print(f"warning: threads = {n} ignored: TensorFlow had already started in this process",
+              file=sys.stderr)
+
+
+def build(cfg, dataset):
+    """Model, evaluator and the checkpoint object holding the model, round and best score."""
+    import tensorflow as tf
+    from zscrgan.evaluation import Evaluator
+    from zscrgan.training import ZSCRGAN
+
+    set_threads(cfg.threads)
+    tf.config.experimental.enable_op_determinism()
+    model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim,
+                    selection.training_split(dataset, cfg.val_classes))
+    evaluator = Evaluator(dataset, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
+    rounds_done = tf.Variable(0, dtype=tf.int64, name="round")
+    best = tf.Variable(-1.0, dtype=tf.float64, name="best")
+    ckpt = tf.train.Checkpoint(model=model, best=best, round=rounds_done)
+    return model, evaluator, ckpt
+
+
+def val_evaluator(cfg, dataset, model):
+    """The evaluator of the validation classes, or None when the run holds none out."""
+    if not cfg.val_classes:
+        return None
+    from zscrgan.evaluation import Evaluator, eval_split
+    return Evaluator(eval_split(dataset, cfg.val_classes), model.nets, model.rng,
+                     cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
+
+
+@dataclasses.dataclass
+class Selected:
+    """The selected round so far (docs/algorithm.md §11.2): its number, selection score and
+    test Prec@K. The best/ checkpoint's name carries the round, so resuming needs no state."""
+    round: int
+    score: float
+    test: float = None
+
+    def patience_over(self, patience, round_):
+        """Early stopping: `patience` rounds have passed since the selected round."""
+        return bool(patience) and round_ > 0 and round_ - self.round >= patience
+
+
+class Rounds:
+    """Everything a round writes: dump, checkpoints, history, TensorBoard, progress bar."""
+
+    def __init__(self, cfg, log_dir, res_dir, ckpt, progress):
+        import tensorflow as tf
+        from tqdm import tqdm
+
+        self.cfg, self.log_dir, self.res_dir, self.ckpt = cfg, log_dir, res_dir, ckpt
+        self.key, self.chosen = f"prec_at_{cfg.top_k}", score_key(cfg.select, cfg.top_k)
+        self.metric = metric_name(cfg.select, cfg.top_k)
+        self.latest = CheckpointSlot(os.path.join(log_dir, "latest"))
+        self.best = CheckpointSlot(os.path.join(log_dir, "best"))
+        if self.latest.current():
+            restore(ckpt, self.latest.current())
+            print(f"Resuming from round {int(ckpt.round)} (best {self.metric} so far {float(ckpt.best)})")
+        self.start = int(ckpt.round)
+        self.history = History(os.path.join(log_dir, "history.csv"), self.start)
+        best_round = round_of(self.best.current()) if self.best.current() else 0
+        row = next((row for row in self.history.rows if row["round"] == best_round), None)
+        self.selected = Selected(best_round, float(ckpt.best), row and row[self.key])
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.bar = tqdm(range(self.start + 1, cfg.epochs + 1), initial=self.start, total=cfg.epochs,
+                        desc=cfg.dataset, unit="round", dynamic_ncols=True, disable=not progress)
+
+    def record(self, r, metrics, losses, timings, records):
+        """Write round r's files in a kill-safe order; returns (history row, is it the best?)."""
+        import tensorflow as tf
+        from tqdm import tqdm
+
+        score, ckpt = metrics[self.chosen], self.ckpt
+        ckpt.round.assign(r)
+        is_best = score > float(ckpt.best)
+        if is_best:
+            ckpt.best.assign(score)
+            self.selected = Selected(r, score, metrics[self.key])
+            with writing(self.res_dir):
+                write_dump(self.res_dir, metrics[self.key], records)  # the test retrieval, named by its score
+            also = "" if self.chosen == self.key else f" (test Prec@{self.cfg.top_k} = {metrics[self.key]})"
+            tqdm.write(f"New best {self.metric} = {score}{also}")
+            with writing(self.best.folder):
+                self.best.save(ckpt, r)
+        # History before the latest checkpoint: a kill between them leaves a row that the
+        # resumed run drops and writes again.
+        row = {"round": r, **metrics, **losses, **timings}
+        with writing(self.history.path):
+            self.history.append(row)
+        with writing(self.log_dir), self.writer.as_default(step=r):
+            for name, value in {**metrics, **losses, **timings}.items():
+                tf.summary.scalar("g_loss_kl_loss" if name == "kl_loss" else name, value)
+            self.writer.flush()
+        fault_point("before_latest_checkpoint")
+        with writing(self.latest.folder):
+            self.latest.save(ckpt, r)
+        shown = {f"P@{self.cfg.top_k}": metrics[self.key], f"val P@{self.cfg.top_k}": metrics.get(f"val_{self.key}"),
+                 "best": float(ckpt.best)}
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if v is not None})
+        return row, is_best
+
+    def close(self):
+        self.bar.close()
+        self.writer.close()
+
+    def summary(self, stopped_early):
+        return {"rounds": int(self.ckpt.round), "best": float(self.ckpt.best), "test_at_best": self.selected.test,
+                "stopped_early": stopped_early}
+
+
+def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
+    """Run (or continue) the rounds; returns {"rounds": rounds done, "best": best score of the
+    selection metric, "test_at_best": test Prec@K of the best round, "stopped_early": bool}.
+
+    The selection metric (docs/algorithm.md §11.2) is the test Prec@K (the reference), or with
+    `select: val` the validation classes' Prec@K: it decides the dump, the best/ checkpoint
+    and, with `patience`, when to stop. on_round(row, best, is_best), if given, is called
+    after each round's checkpoint with the round's history row ({round, prec_at_K...,
+    map_at_K, [val_prec_at_K..., val_map_at_K,] losses, timings}), the best score so far and
+    whether this round set it. progress: show a progress bar.
+    """
+    import tensorflow as tf
+
+    model, evaluator, ckpt = build(cfg, dataset)
+    val = val_evaluator(cfg, dataset, model)
+    rounds = Rounds(cfg, log_dir, res_dir, ckpt, progress)
+    if rounds.selected.patience_over(cfg.patience, rounds.start):
+        rounds.close()
+        print(f"Nothing to do: the run stopped early at round {rounds.start}, {rounds.start - rounds.selected.round} "
+              f"rounds after its best {rounds.metric} (patience {cfg.patience})")
+        return rounds.summary(True)
+    steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
+    stopped_early = False
+    try:
+        with StopOnSignal() as stop:
+            for r in rounds.bar:
+                try:
+                    metrics, losses, timings, records = run_round(r, model, evaluator, steps, val)
+                except KeyboardInterrupt:  # a second signal, or Ctrl-C before the handler was set
+                    raise Stopped(stop.signum or signal.SIGINT, f"stopped in round {r}, which is lost; "
+                                                 f"the latest checkpoint (round {r - 1}) is kept")
+                row, is_best = rounds.record(r, metrics, losses, timings, records)
+                if on_round is not None:
+                    on_round(row, float(ckpt.best), is_best)
+                if rounds.selected.patience_over(cfg.patience, r):
+                    stopped_early = True
+                    break
+                if stop.signum is not None:
+                    raise Stopped(stop.signum, f"stopped after round {r}; continue with --resume")
+    except Diverged as e:
+        kept = (f"the latest checkpoint (round {int(ckpt.round)}) and the dumps are kept" if int(ckpt.round)
+                else "no checkpoint was written yet")
+        raise Diverged(f"{e}. Stopped; {kept} (lower learning rates may help)")
+    except _WriteFailed as e:
+        raise write_fault(e, log_dir)
+    finally:
+        rounds.close()
+    _report_end(cfg, rounds, stopped_early)
+    return rounds.summary(stopped_early)
+
+
+def _report_end(cfg, rounds, stopped_early):
+    selected, metric = rounds.selected, rounds.metric
+    if stopped_early:
+        print(f"Stopped early after round {int(rounds.ckpt.round)}: no new best {metric} in the {cfg.patience} "
+              f"rounds since round {selected.round} (patience {cfg.patience})")
+    also = ("" if rounds.chosen == rounds.key
+            else f" (round {selected.round}, test Prec@{cfg.top_k} = {selected.test})")
+    print(f"Done: {int(rounds.ckpt.round)} rounds, best {metric} = {float(rounds.ckpt.best)}{also}")
+
+
+def evaluate_only(cfg, dataset, prefix, res_dir):
+    """Evaluate a checkpoint (or fresh weights) once and write its dump to <res_dir>/eval/."""
+    model, evaluator, ckpt = build(cfg, dataset)
+    if prefix:
+        restore(ckpt, prefix)
+        print(f"Evaluating {prefix} (round {int(ckpt.round)})")
+    else:
+        print(f"warning: no checkpoint found: evaluating freshly initialised weights (seed {cfg.seed})",
+              file=sys.stderr)
+    metrics, records = evaluator.evaluate()
+    for name, value in metrics.items():
+        print(f"{name} = {value}")
+    path = write_dump(os.path.join(res_dir, "eval"), metrics[f"prec_at_{cfg.top_k}"], records)
+    print(f"Dump: {path}")
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def start_training(cfg, dataset, run, resume, on_round=None, progress=True):
+    """Checks and files that come before the first round (holding the lock), then `train`."""
+    log_dir, res_dir = run.logs, run.results
+    shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
+    check_can_train(resume, log_dir, shape, cfg)
+    remove_partials([log_dir, res_dir] + [os.path.join(log_dir, s) for s in ("latest", "best")])
+    try:
+        write_yaml(os.path.join(log_dir, "config.yml"), config_lib.to_save(cfg), "config")
+        write_yaml(os.path.join(log_dir, "model_shape.yml"), shape, "shape")
+    except OSError as e:
+        raise write_fault(_WriteFailed(e.filename or log_dir, e.strerror or str(e)), log_dir)
+    done = run.checkpoint("latest")
+    done = round_of(done) if done else 0
+    if resume and not done:
+        print(f"No checkpoint to resume in {log_dir}: starting from round 1")
+    if done >= cfg.epochs:
+        print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
+        return {"rounds": done, **run.scores(run.selected()), "stopped_early": False}
+    return train(cfg, dataset, log_dir, res_dir, on_round, progress)
+
+
+def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True):
+    """Train (or with eval_only, evaluate) one run of a resolved config: the one loop that the
+    command line, the sweep's trials and the benchmarks share.
+
+    checkpoint (with eval_only): best, latest or a path; default the run's best, else its
+    latest, else fresh weights. Returns train's summary ({"rounds", "best", "test_at_best",
+    "stopped_early"}) or None after eval_only. Raises BadInput, Diverged, Stopped, RunFault.
+    """
+    this = Run.of(cfg)
+    dataset = load_checked_dataset(cfg)
+    cfg = with_val_ids(cfg, dataset)
+    if progress:
+        print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
+    if eval_only:
+        prefix = this.checkpoint(checkpoint) if checkpoint else (this.checkpoint("best") or this.checkpoint("latest"))
+        if checkpoint in ("best", "latest") and prefix is None:
+            raise UsageError(f"--checkpoint {checkpoint}: {this.logs}/{checkpoint} holds no checkpoint")
+    with held([this.logs, this.results]):
+        if eval_only:
+            remove_partials([this.results, os.path.join(this.results, "eval")])
+            evaluate_only(cfg, dataset, prefix, this.results)
+            return None
+        return start_training(cfg, dataset, this, resume, on_round, progress)
