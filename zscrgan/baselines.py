@@ -1,8 +1,7 @@
 """Classic baselines for the same zero-shot text-to-image retrieval, next to ZSCRGAN and chance.
 
-    python -m zscrgan.baselines --dataset NAME [--run_name NAME] [--datasets_dir datasets] [--results_dir retrieved_res]
-                                [--logs_dir ckt_logs]
-                                [--k 50] [--seed 0] [--alpha 1.0] [--cca_dim D] [--max_pairs 2000]
+    python -m zscrgan baselines --dataset NAME [--run_name NAME] [--datasets_dir DIR] [--results_dir DIR]
+                                [--logs_dir DIR] [--k K] [--seed 0] [--alpha 1.0] [--cca_dim D] [--max_pairs 2000]
 
 Both baselines are fitted on the seen classes only and evaluated exactly like ZSCRGAN
 (docs/algorithm.md §7): every unseen text queries the gallery of every unseen image, ranked by
@@ -14,9 +13,7 @@ cosine similarity (ties to the lower gallery index), macro Prec@K and mAP@K.
 Training pairs: each seen class pairs its texts with its images at random, since texts
 describe a class, not one image (see training_pairs).
 """
-import argparse
 import os
-import sys
 import warnings
 
 import numpy as np
@@ -24,11 +21,17 @@ from sklearn.cross_decomposition import CCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 
-from zscrgan.data import DatasetError, list_datasets, load_dataset
-from zscrgan.inspect import InspectError, best_dump, dump_arrays, evaluation, load_dump
-from zscrgan.runfiles import run_dirs
+from zscrgan import cli
+from zscrgan.data import dataset_folder, load_dataset
+from zscrgan.results import ResultsError, Run, default, dump_arrays, load_dump
 
 CCA_DIM_CAP = 16  # sklearn's CCA costs two pseudo-inverses and up to 500 iterations per component
+
+
+def evaluation():
+    """zscrgan.evaluation, imported on first use: it loads TensorFlow."""
+    from zscrgan import evaluation as module
+    return module
 
 
 def training_pairs(dataset, max_pairs, rng):
@@ -119,7 +122,7 @@ def zscrgan_row(path, query_labels, n_relevant, k):
     """
     try:
         q, retrieved = dump_arrays(load_dump(path))
-    except InspectError as e:
+    except ResultsError as e:
         return None, None, f"unreadable: {e}"
     if not np.array_equal(q, query_labels):
         return None, None, f"{os.path.basename(path)}: its queries are not this dataset's unseen texts"
@@ -128,17 +131,15 @@ def zscrgan_row(path, query_labels, n_relevant, k):
     return (*scores(query_labels, retrieved[:, :k], n_relevant), os.path.basename(path))
 
 
-def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_pairs=2000, run_name=None,
-        logs_dir="ckt_logs"):
+def run(dataset, zscrgan_run=None, k=50, seed=0, alpha=1.0, cca_components=None, max_pairs=2000):
     """The comparison: a header line and rows (method, Prec@K or None, mAP@K or None, note).
 
-    The ZSCRGAN row re-scores the best dump of the run (`run_name`, or the unnamed run) in
-    `results_dir`; with results_dir None there is no ZSCRGAN row.
+    The ZSCRGAN row re-scores the selected dump of `zscrgan_run` (a results.Run); with None
+    there is no ZSCRGAN row.
     """
     rng = np.random.default_rng(seed)
     texts, q_labels, images, g_labels = evaluation().eval_split(dataset)
-    ids, counts = np.unique(g_labels, return_counts=True)
-    n_relevant = counts[np.searchsorted(ids, q_labels)]
+    n_relevant = evaluation().n_relevant(q_labels, g_labels)
     pairs = training_pairs(dataset, max_pairs, rng)
     n_pairs = len(pairs[0])
     dim = cca_dim(cca_components, len(dataset.train_ids), dataset.text_dim, dataset.image_dim, n_pairs)
@@ -151,11 +152,10 @@ def run(dataset, results_dir, k=50, seed=0, alpha=1.0, cca_components=None, max_
         rows.append((f"CCA ({dim} components)", *scored(*cca_embeddings(pairs, texts, images, dim)), ""))
     except np.linalg.LinAlgError as e:  # LAPACK's SVD occasionally fails on the deflated matrices
         rows.append((f"CCA ({dim} components)", None, None, f"failed ({e}): try another --seed or --max_pairs"))
-    if results_dir is not None:
-        logs, folder = run_dirs(dataset.name, run_name, logs_dir, results_dir)
-        path = best_dump(folder, logs)
+    if zscrgan_run is not None:
+        path = zscrgan_run.selected_dump()
         if path is None:
-            rows.append(("ZSCRGAN", None, None, f"no dump in {folder}"))
+            rows.append(("ZSCRGAN", None, None, f"no dump in {zscrgan_run.results}"))
         else:
             rows.append(("ZSCRGAN (best dump)", *zscrgan_row(path, q_labels, n_relevant, min(k, len(g_labels)))))
     rows.append(("chance (random ranking)", *chance(g_labels, q_labels, k), "expected value"))
@@ -175,51 +175,22 @@ def format_table(header, rows, k):
     return "\n".join(lines)
 
 
-def _parser():
-    p = argparse.ArgumentParser(prog="python -m zscrgan.baselines", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True, metavar="NAME", help="dataset folder name")
-    p.add_argument("--datasets_dir", default="datasets", help="where dataset folders live (default: datasets)")
-    p.add_argument("--results_dir", default="retrieved_res", help="where <NAME>_res/acc*.pkl dumps are (default: retrieved_res)")
-    p.add_argument("--run_name", metavar="NAME", help="score the best dump of this named run, in <NAME>_res/<run_name>/")
-    p.add_argument("--logs_dir", default="ckt_logs",
-                   help="where the run's logs folder is; a run that selected on validation classes "
-                        "(select: val) is scored by its selected round's dump (default: ckt_logs)")
-    p.add_argument("--k", type=_positive(int), default=50, help="K of Prec@K and mAP@K (default: 50)")
+def add_arguments(p):
+    p.description = __doc__.splitlines()[0]
+    cli.run_arguments(p)
+    p.add_argument("--k", type=cli.positive(int), help="K of Prec@K and mAP@K (default: configs/default.yml's top_k)")
     p.add_argument("--seed", type=int, default=0, help="seeds the choice of training pairs (default: 0)")
-    p.add_argument("--alpha", type=_positive(float), default=1.0, help="ridge regularisation (default: 1.0)")
-    p.add_argument("--cca_dim", type=_positive(int), default=None,
+    p.add_argument("--alpha", type=cli.positive(float), default=1.0, help="ridge regularisation (default: 1.0)")
+    p.add_argument("--cca_dim", type=cli.positive(int), default=None,
                    help=f"CCA components (default: seen classes - 1, at most {CCA_DIM_CAP})")
-    p.add_argument("--max_pairs", type=_positive(int), default=2000,
+    p.add_argument("--max_pairs", type=cli.positive(int), default=2000,
                    help="training pairs, split equally over the seen classes (default: 2000)")
-    return p
 
 
-def _positive(kind):
-    def parse(text):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def main(argv=None):
-    args = _parser().parse_args(argv)
-    folder = os.path.join(args.datasets_dir, args.dataset)
-    try:
-        if not os.path.isdir(folder):
-            known = ", ".join(list_datasets(args.datasets_dir)) or "none"
-            raise DatasetError(f"unknown dataset {args.dataset}: no folder {folder} (datasets there: {known})")
-        dataset = load_dataset(folder)
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    header, rows = run(dataset, args.results_dir, args.k, args.seed, args.alpha, args.cca_dim, args.max_pairs,
-                       args.run_name, args.logs_dir)
-    print(format_table(header, rows, args.k))
+def main(args):
+    dataset = load_dataset(dataset_folder(args.datasets_dir or default("datasets_dir"), args.dataset))
+    k = args.k or default("top_k")
+    zscrgan_run = Run.find(args.dataset, args.run_name, args.logs_dir, args.results_dir)
+    header, rows = run(dataset, zscrgan_run, k, args.seed, args.alpha, args.cca_dim, args.max_pairs)
+    print(format_table(header, rows, k))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,11 +8,12 @@ exit status 0 done, 1 a run failed (a refused write, failed trials), 2 bad input
 """
 import argparse
 import importlib
+import os
 import re
 import signal
 import sys
 
-from zscrgan.errors import (EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, BadInput, Diverged, RunFault, Stopped,
+from zscrgan.errors import (EXIT_BAD_INPUT, EXIT_OK, EXIT_DIVERGED, EXIT_FAILED, BadInput, Diverged, RunFault, Stopped,
                             UsageError, one_line)
 
 # subcommand: (module, what it does). Later tools add a line here.
@@ -59,19 +60,20 @@ def run_arguments(parser, dataset_required=True):
 # --------------------------------------------------------------------------- dispatch
 
 
-def _parser(prog, only=None):
-    if only:
-        parser = Parser(prog=prog)
-        _tool(only).add_arguments(parser)
-        parser.set_defaults(tool=only)
-        return parser
+def _parser(prog, argv):
+    """(parser, the arguments it parses): the named tool's own parser, importing only that tool,
+    or the top-level one that lists the tools (for --help, or to refuse an unknown tool)."""
+    if argv and argv[0] in TOOLS:
+        parser = Parser(prog=f"{prog} {argv[0]}", description=TOOLS[argv[0]][1])
+        _tool(argv[0]).add_arguments(parser)
+        parser.set_defaults(tool=argv[0])
+        return parser, argv[1:]
     parser = Parser(prog=prog, description="ZSCRGAN (CIKM 2020) on TensorFlow 2: train, sweep, read and "
-                                           "use runs. `zscrgan <tool> --help` describes a tool.")
-    tools = parser.add_subparsers(dest="tool", metavar="<tool>", required=True, parser_class=Parser)
+                                           "use runs. `%(prog)s <tool> --help` describes a tool.")
+    tools = parser.add_subparsers(dest="tool", metavar="<tool>", required=True)
     for name, (_, text) in TOOLS.items():
-        sub = tools.add_parser(name, help=text, description=text)
-        _tool(name).add_arguments(sub)
-    return parser
+        tools.add_parser(name, help=text)
+    return parser, argv
 
 
 def _tool(name):
@@ -84,10 +86,17 @@ def main(argv=None, prog="zscrgan", only=None):
     only: the one tool this command runs (run_exp.py: train), its flags without a subcommand.
     """
     try:
-        args = _parser(prog, only).parse_args(argv)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        parser, rest = _parser(prog, [only] + argv if only else argv)
+        if only:
+            parser.prog = prog
+        args = parser.parse_args(rest)
         return _tool(args.tool).main(args)
     except BadInput as e:
         return _fail(e, EXIT_BAD_INPUT)
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as e:
         return _fail(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", EXIT_BAD_INPUT)
     except RunFault as e:

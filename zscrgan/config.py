@@ -14,8 +14,10 @@ from easydict import EasyDict
 
 from zscrgan.errors import BadInput
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_DIR = os.path.join(ROOT, "configs")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# An installed package carries configs/ inside it (pyproject.toml); a clone has it beside zscrgan/.
+CONFIG_DIR = next((d for d in (os.path.join(_HERE, "configs"), os.path.join(os.path.dirname(_HERE), "configs"))
+                   if os.path.isdir(d)), os.path.join(os.path.dirname(_HERE), "configs"))
 DEFAULT_FILE = os.path.join(CONFIG_DIR, "default.yml")
 
 # Keys whose default is null: their type when set.

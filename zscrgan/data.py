@@ -164,7 +164,7 @@ def dataset_warnings(dataset, k):
     """What a valid dataset may still get wrong for this model, one sentence each.
 
     The reference ran on such data without a word, so these are warnings, not errors;
-    `python run_exp.py` and `python -m zscrgan.prepare check` print them. k: the K of Prec@K.
+    `python run_exp.py` and `python -m zscrgan prepare check` print them. k: the K of Prec@K.
     """
     found = []
     used = set(dataset.train_ids) | set(dataset.test_ids)

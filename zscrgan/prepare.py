@@ -1,10 +1,10 @@
 """Dataset preparation: native dataset folders (docs/algorithm.md §1) from what researchers have.
 
-    python -m zscrgan.prepare gbu --res101 res101.mat --att-splits att_splits.mat --out datasets/AWA2
-    python -m zscrgan.prepare arrays --images X.npy --image-labels y.npy --texts T.npy \\
+    python -m zscrgan prepare gbu --res101 res101.mat --att-splits att_splits.mat --out datasets/AWA2
+    python -m zscrgan prepare arrays --images X.npy --image-labels y.npy --texts T.npy \\
         --text-labels t.npy --unseen 3,7,9 [--val 1,4] --out datasets/MINE
-    python -m zscrgan.prepare synthetic --like CUB --out datasets/SYN_CUB
-    python -m zscrgan.prepare check datasets/CUB
+    python -m zscrgan prepare synthetic --like CUB --out datasets/SYN_CUB
+    python -m zscrgan prepare check datasets/CUB
 
 A command writes into a hidden temporary folder beside --out, checks it with the
 project's own loader, then renames it into place: a failed run leaves --out as it was.
@@ -14,10 +14,8 @@ valids.pkl, the xlsa17 split's validation classes (docs/algorithm.md §11.2); `a
 writes it from --val. Bad input is one line on stderr
 and exit status 2.
 """
-import argparse
 import os
 import shutil
-import sys
 import tempfile
 
 import numpy as np
@@ -394,15 +392,8 @@ def summary(dataset, path, val_ids=None):
 
 # ---------------------------------------------------------------- command line
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        sys.exit(2)
-
-
-def _parser():
-    p = _Parser(prog="python -m zscrgan.prepare",
-                description="Write a native dataset folder (four pickles) from other formats, or check one.")
+def add_arguments(p):
+    p.description = "Write a native dataset folder (four pickles) from other formats, or check one."
     sub = p.add_subparsers(dest="command", required=True, metavar="{gbu,arrays,synthetic,check}")
 
     def out_args(s):
@@ -440,7 +431,6 @@ def _parser():
     c = sub.add_parser("check", help="validate a dataset folder (and its valids.pkl, if any) and "
                                      "summarise it (exit 2 if invalid)")
     c.add_argument("folder")
-    return p
 
 
 def _convert(args):
@@ -462,8 +452,7 @@ def _convert(args):
             None, [])
 
 
-def main(argv=None):
-    args = _parser().parse_args(argv)
+def main(args):
     try:
         if args.command == "check":
             dataset = load_dataset(args.folder)
@@ -473,11 +462,7 @@ def main(argv=None):
         text, images, train_ids, test_ids, val_ids, notes = _convert(args)
         dataset = write_dataset(args.out, text, images, train_ids, test_ids, args.force, val_ids)
     except DatasetError as e:
-        sys.stderr.write(f"prepare {args.command}: error: {e}\n")
-        return 2
-    except OSError as e:
-        sys.stderr.write(f"prepare {args.command}: error: {e.filename or ''}: {e.strerror or e}\n")
-        return 2
+        raise DatasetError(f"prepare {args.command}: {e}")
     print(summary(dataset, f"wrote {args.out}", val_ids))
     for note in notes:
         print(f"  note: {note}")
@@ -486,6 +471,3 @@ def main(argv=None):
     print(f"train with: python run_exp.py --dataset {os.path.basename(os.path.normpath(args.out))}{flag}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
-"""Summarise a sweep over seeds and settings, or plot one run's history.
+"""`zscrgan report`: summarise a sweep over seeds and settings, or plot one run's history.
 
-    python -m zscrgan.report DIR                        a sweep's folder (python -m zscrgan.sweep --out DIR)
-    python -m zscrgan.report ckt_logs/CUB_logs[/NAME]   one run's logs folder (it holds history.csv)
+    python -m zscrgan report DIR                        a sweep's folder (python -m zscrgan sweep --out DIR)
+    python -m zscrgan report ckt_logs/CUB_logs[/NAME]   one run's logs folder (it holds history.csv)
 
 A sweep's trials are found by their status files, DIR/logs/<D>_logs/<trial>/status.yml; each
 trial's config.yml and history.csv give its scores. The report writes
@@ -20,115 +20,62 @@ For one run's logs folder it writes <folder>/plots/history.png and prints the be
 Bad input (a folder with neither trials nor a history, an unreadable file) is one `error:` line
 and exit status 2, and nothing is written. TensorFlow is imported only for the baselines.
 """
-import argparse
 import csv
-import glob
 import io
 import os
 import re
-import sys
 
 import numpy as np
-import yaml
 
-from zscrgan.data import DatasetError, load_dataset
-from zscrgan.inspect import InspectError, read_history
-from zscrgan.runfiles import atomic_write, read_yaml
-from zscrgan.selection import best_row
+from zscrgan.data import DatasetError, dataset_folder, load_dataset
+from zscrgan.errors import BadInput
+from zscrgan.results import Run, atomic_write, read_status, setting_label, trial_folders
 
-STATUSES = ("pending", "running", "finished", "failed", "stopped")
 BASELINES = (("ridge", "ridge"), ("CCA", "cca"))  # (method name in zscrgan.baselines' rows, column prefix)
 
 
-class ReportError(ValueError):
+class ReportError(BadInput, ValueError):
     """A folder or file the report cannot read; the message says which and why."""
 
 
 # --------------------------------------------------------------------------- reading runs
 
 
-def best_scores(rows, k, select_val=False):
-    """A run's scores at K from its history rows ({column: float or None}, `round` an int).
+def best_scores(run, rows):
+    """A run's scores from its history rows, by the results layer's rule (docs/algorithm.md §11.2).
 
     best_round, best_prec_at_K: the round with the highest test Prec@K (earliest on ties; the
-    reference's protocol). map_at_K: mAP@K at the selected round, which is best_round, or with
-    select_val (and `val_prec_at_K` recorded) the round with the highest validation Prec@K,
-    whose number, validation and test Prec@K are added. {} when no round is scored yet.
+    reference's protocol). map_at_K: mAP@K at the run's selected round; with `select: val`,
+    that round's number, validation and test Prec@K are added. {} when no round is scored yet.
     """
-    prec, val = f"prec_at_{k}", f"val_prec_at_{k}"
-    best = best_row(rows, prec)
+    k = run.top_k
+    best = run.best_test(rows)
     if best is None:
         return {}
-    out = {"best_round": best["round"], f"best_prec_at_{k}": best[prec], f"map_at_{k}": best.get(f"map_at_{k}")}
-    chosen = best_row(rows, val) if select_val else None
+    out = {"best_round": best["round"], f"best_prec_at_{k}": best[f"prec_at_{k}"], f"map_at_{k}": best.get(f"map_at_{k}")}
+    chosen = run.selected(rows) if run.select == "val" else None
     if chosen is not None:
-        out.update({"best_val_round": chosen["round"], val: chosen[val],
-                    f"test_prec_at_{k}_at_best_val": chosen.get(prec), f"map_at_{k}": chosen.get(f"map_at_{k}")})
+        out.update({"best_val_round": chosen["round"], f"val_prec_at_{k}": chosen[f"val_prec_at_{k}"],
+                    f"test_prec_at_{k}_at_best_val": chosen.get(f"prec_at_{k}"), f"map_at_{k}": chosen.get(f"map_at_{k}")})
     return out
 
 
-def history_k(columns, cfg):
-    """K of a run: its config's top_k, else the K of its history's mAP@K (logged for top_k only),
-    else of its first Prec@K column; None for an empty history."""
-    if cfg.get("top_k"):
-        return int(cfg["top_k"])
-    for pattern in (r"map_at_(\d+)", r"prec_at_(\d+)"):
-        found = [m for m in (re.fullmatch(pattern, c) for c in columns) if m]
-        if found:
-            return int(found[0].group(1))
-    return None
-
-
-def _mapping(path, what):
-    """The mapping in a YAML file, or None when the file is absent. Raises ReportError."""
-    try:
-        obj = read_yaml(path)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ReportError(f"{path}: unreadable {what} ({' '.join(str(e).split())})")
-    if obj is not None and not isinstance(obj, dict):
-        raise ReportError(f"{path} is not a {what}: expected a mapping, got {type(obj).__name__}")
-    return obj
-
-
-def _history(folder):
-    """(columns, rows) of the folder's history.csv, ([], []) when it has none yet."""
-    path = os.path.join(folder, "history.csv")
-    if not os.path.isfile(path):
-        return [], []
-    try:
-        return read_history(path)
-    except (InspectError, OSError) as e:
-        raise ReportError(str(e))
-
-
-def read_trial(status_path):
-    """A sweep trial: its status.yml fields, config, history rows, K and scores."""
-    folder = os.path.dirname(status_path)
-    status = _mapping(status_path, "trial status file")
-    if status is None:
-        raise ReportError(f"{status_path} is empty: expected a trial's status (dataset, seed, status, ...)")
-    problems = [f"no {key}" for key in ("dataset", "seed", "status") if key not in status]
-    if "status" in status and status["status"] not in STATUSES:
-        problems.append(f"status {status['status']!r} is none of {', '.join(STATUSES)}")
-    if not isinstance(status.get("grid") or {}, dict):
-        problems.append("its grid is not a mapping")
-    if problems:
-        raise ReportError(f"{status_path} is not a trial status: {'; '.join(problems)}")
-    cfg = _mapping(os.path.join(folder, "config.yml"), "run config") or {}
-    columns, rows = _history(folder)
-    k = history_k(columns, cfg)
-    select_val = cfg.get("select") == "val"
+def read_trial(folder):
+    """A sweep trial, from its logs folder: its status.yml fields, run, history rows, K and scores."""
+    status = read_status(folder)
+    run = Run.at(folder)
+    rows = run.history()[1]
     return {"folder": folder, "dataset": str(status["dataset"]), "seed": status["seed"],
             "grid": dict(status.get("grid") or {}), "trial": status.get("trial") or os.path.basename(folder),
             "status": status["status"], "error": status.get("error"), "rounds_done": status.get("rounds_done"),
             "seconds": status.get("seconds"), "attempts": status.get("attempts"), "node": status.get("node"),
-            "datasets_dir": cfg.get("datasets_dir", "datasets"), "k": k, "rows": rows,
-            "scores": best_scores(rows, k, select_val) if k else {}}
+            "datasets_dir": run.cfg["datasets_dir"], "k": run.top_k if rows else None, "rows": rows,
+            "scores": best_scores(run, rows)}
 
 
 def find_trials(out_dir):
     """Every trial of the sweep in out_dir, ordered by dataset, setting and seed."""
-    trials = [read_trial(p) for p in glob.glob(os.path.join(out_dir, "logs", "*_logs", "*", "status.yml"))]
+    trials = [read_trial(folder) for folder in trial_folders(out_dir)]
     return sorted(trials, key=lambda t: (t["dataset"], _grid_order(t["grid"]), _order(t["seed"]), t["trial"]))
 
 
@@ -139,19 +86,6 @@ def _order(value):
 
 def _grid_order(grid):
     return [(key, _order(value)) for key, value in grid.items()]
-
-
-def _text(value):
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (list, tuple)):
-        return ",".join(_text(v) for v in value)
-    return str(value)
-
-
-def setting(grid):
-    """A grid's values as text: `key=value` joined by `_` (the trial name without its seed); '' without a grid."""
-    return "_".join(f"{key}={_text(value)}" for key, value in grid.items())
 
 
 # --------------------------------------------------------------------------- statistics
@@ -177,7 +111,7 @@ class Baselines:
         folder = os.path.join(datasets_dir, name)
         if folder not in self.datasets:
             try:
-                self.datasets[folder] = load_dataset(folder)
+                self.datasets[folder] = load_dataset(dataset_folder(datasets_dir, name))
             except DatasetError as e:
                 self.datasets[folder] = f"no baselines: {e}"
         dataset = self.datasets[folder]
@@ -201,7 +135,7 @@ def groups_of(trials):
     """{(dataset, setting text): [its trials]}, in the trials' order."""
     groups = {}
     for t in trials:
-        groups.setdefault((t["dataset"], setting(t["grid"])), []).append(t)
+        groups.setdefault((t["dataset"], setting_label(t["grid"])), []).append(t)
     return groups
 
 
@@ -337,7 +271,7 @@ def summary_markdown(out_dir, table, trials, summary, plots):
                      "Prec@K (earliest on ties), for runs with `select: val`.")
     lines += ["- **mAP@K (selected round)**: mAP@K at the best round, or at the best validation round with "
               "`select: val`.",
-              "- **ridge, CCA**: `python -m zscrgan.baselines` fitted on the seen classes with each finished "
+              "- **ridge, CCA**: `python -m zscrgan baselines` fitted on the seen classes with each finished "
               "trial's seed and evaluated at the same K (mean ± std over those seeds); **chance**: the expected "
               "Prec@K of a random ranking.", ""]
     notes = sorted({row["baselines_note"] for row in summary if row.get("baselines_note")})
@@ -440,9 +374,9 @@ def plot_summary(path, summary, labels):
     _save(fig, path)
 
 
-def plot_history(path, columns, rows, k, name=""):
+def plot_history(path, run, columns, rows, name=""):
     """One run: Prec@K (and validation Prec@K) and mAP@K per round above, one small panel per loss below."""
-    plt = _pyplot()
+    plt, k = _pyplot(), run.top_k
     losses = [c for c in ("d_loss", "g_loss", "kl_loss", "csem_loss") if c in columns]
     fig = plt.figure(figsize=(10, 6.5))
     grid = fig.add_gridspec(2, max(1, len(losses)), height_ratios=(1.4, 1))
@@ -450,10 +384,11 @@ def plot_history(path, columns, rows, k, name=""):
     rounds = [r["round"] for r in rows]
     for column in [c for c in columns if re.fullmatch(r"(val_)?(prec|map)_at_\d+", c)]:
         ax.plot(rounds, [r.get(column) for r in rows], "--" if column.startswith("val") else "-", label=column)
-    best = best_scores(rows, k)
-    if best:
-        ax.axvline(best["best_round"], color="gray", linestyle=":",
-                   label=f"best round {best['best_round']} (Prec@{k} {best[f'best_prec_at_{k}']:.4f})")
+    chosen = run.selected(rows)
+    if chosen is not None:
+        ax.axvline(chosen["round"], color="gray", linestyle=":",
+                   label=f"selected round {chosen['round']} ({run.select}: {run.selection_key} "
+                         f"{chosen[run.selection_key]:.4f})")
     ax.set(xlabel="round", ylabel="score (unseen classes)", title=f"{name}: Prec@{k} and mAP@{k} per round".lstrip(": "))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -503,46 +438,40 @@ def write_report(out_dir, baselines=True):
 
 def report_run(folder):
     """One run's logs folder: write plots/history.png, return a short summary."""
-    columns, rows = _history(folder)
-    cfg = _mapping(os.path.join(folder, "config.yml"), "run config") or {}
-    k = history_k(columns, cfg)
+    run = Run.at(folder)
+    columns, rows = run.history(missing_ok=False)
+    k = run.top_k
     if f"prec_at_{k}" not in columns:
-        raise ReportError(f"{os.path.join(folder, 'history.csv')} has no prec_at_{k} column (the run's top_k)")
+        raise ReportError(f"{run.history_path} has no prec_at_{k} column (the run's top_k)")
     os.makedirs(os.path.join(folder, "plots"), exist_ok=True)
     path = os.path.join(folder, "plots", "history.png")
-    plot_history(path, columns, rows, k, " ".join(str(cfg[c]) for c in ("dataset", "run_name") if cfg.get(c)))
-    best, chosen = best_scores(rows, k), best_scores(rows, k, cfg.get("select") == "val")
+    plot_history(path, run, columns, rows, " ".join(str(run.cfg[c]) for c in ("dataset", "run_name") if run.cfg.get(c)))
+    scores = best_scores(run, rows)
     lines = [f"run       {folder}", f"rounds    {len(rows)}"]
-    if not best:
+    if not scores:
         lines.append(f"best round: none (no round has a prec_at_{k} yet)")
     else:
-        mean_ap = "" if best[f"map_at_{k}"] is None else f", map_at_{k} = {best[f'map_at_{k}']!r}"
-        lines.append(f"best round: {best['best_round']} (prec_at_{k} = {best[f'best_prec_at_{k}']!r}{mean_ap})")
-    if "best_val_round" in chosen:
-        lines.append(f"best validation round: {chosen['best_val_round']} (val_prec_at_{k} = "
-                     f"{chosen[f'val_prec_at_{k}']!r}, prec_at_{k} = {chosen[f'test_prec_at_{k}_at_best_val']!r})")
+        best = run.best_test(rows)
+        mean_ap = "" if best.get(f"map_at_{k}") is None else f", map_at_{k} = {best[f'map_at_{k}']!r}"
+        lines.append(f"best round: {best['round']} (prec_at_{k} = {best[f'prec_at_{k}']!r}{mean_ap})")
+    if "best_val_round" in scores:
+        lines.append(f"best validation round: {scores['best_val_round']} (val_prec_at_{k} = "
+                     f"{scores[f'val_prec_at_{k}']!r}, prec_at_{k} = {scores[f'test_prec_at_{k}_at_best_val']!r})")
     lines.append(f"plot      {path}")
     return "\n".join(lines)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m zscrgan.report", description=__doc__.splitlines()[0])
+def add_arguments(p):
     p.add_argument("dir", help="a sweep's --out folder, or one run's logs folder (holding history.csv)")
     p.add_argument("--no_baselines", action="store_true", help="skip the ridge, CCA and chance baselines")
-    args = p.parse_args(argv)
-    try:
-        if os.path.isfile(os.path.join(args.dir, "history.csv")):
-            print(report_run(args.dir))
-            return 0
-        table = write_report(args.dir, baselines=not args.no_baselines)
-    except (ReportError, OSError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+
+
+def main(args):
+    if os.path.isfile(os.path.join(args.dir, "history.csv")):
+        print(report_run(args.dir))
+        return 0
+    table = write_report(args.dir, baselines=not args.no_baselines)
     print(table)
     print(f"\nwrote {', '.join(os.path.join(args.dir, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
           f"and {os.path.join(args.dir, 'plots')}/")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

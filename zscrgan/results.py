@@ -358,32 +358,34 @@ class Run:
     selection metric follows the run's own `select` and `top_k`.
     """
 
-    def __init__(self, cfg, logs, results):
-        self.cfg, self.logs, self.results = cfg, logs, results
+    def __init__(self, cfg, logs, results, saved=None):
+        self.cfg, self.logs, self.results = {**_defaults(), **(saved or {}), **cfg}, logs, results
+        self.saved = saved  # the run's config.yml as written, None without one
+        self._k_known = "top_k" in cfg or "top_k" in (saved or {})
 
     @classmethod
     def of(cls, cfg):
         """The run a resolved config (or any mapping with dataset, run_name, logs_dir,
         results_dir) describes; its config.yml, if written, is not read."""
         logs, results = run_dirs(cfg["dataset"], cfg.get("run_name"), cfg.get("logs_dir"), cfg.get("results_dir"))
-        return cls({**_defaults(), **cfg}, logs, results)
+        return cls(dict(cfg), logs, results)
 
     @classmethod
     def find(cls, dataset, run_name=None, logs_dir=None, results_dir=None):
         """The run a tool's --dataset, --run_name, --logs_dir and --results_dir name, with the
         settings its config.yml records (the folders given here win)."""
         logs, results = run_dirs(dataset, run_name, logs_dir, results_dir)
-        saved = read_yaml(os.path.join(logs, "config.yml"), "run config") or {}
-        return cls({**_defaults(), **saved, "dataset": dataset, "run_name": run_name}, logs, results)
+        saved = read_yaml(os.path.join(logs, "config.yml"), "run config")
+        return cls({"dataset": dataset, "run_name": run_name}, logs, results, saved)
 
     @classmethod
     def at(cls, logs):
         """The run whose logs folder is `logs` (its results folder from its config.yml, or None)."""
         saved = read_yaml(os.path.join(logs, "config.yml"), "run config")
         if not saved or not saved.get("dataset"):
-            return cls({**_defaults(), **(saved or {})}, logs, None)
+            return cls({}, logs, None, saved)
         results = run_dirs(saved["dataset"], saved.get("run_name"), None, saved.get("results_dir"))[1]
-        return cls({**_defaults(), **saved}, logs, results)
+        return cls({}, logs, results, saved)
 
     @property
     def history_path(self):
@@ -395,6 +397,14 @@ class Run:
 
     @property
     def top_k(self):
+        """K of the run's Prec@K: its config's, or for a history without a config.yml, the K of
+        its mAP@K column (logged for top_k only), else of its first Prec@K column."""
+        if not self._k_known:
+            columns = self.history()[0]
+            for pattern in (r"map_at_(\d+)", r"prec_at_(\d+)"):
+                found = [m for m in (re.fullmatch(pattern, c) for c in columns) if m]
+                if found:
+                    return int(found[0].group(1))
         return int(self.cfg["top_k"])
 
     @property
