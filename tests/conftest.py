@@ -7,7 +7,6 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from zscrgan import config as config_lib  # noqa: E402
 from zscrgan.data import save_dataset  # noqa: E402
@@ -46,13 +45,15 @@ def tiny_config(**overrides):
     return config_lib.load_config(flags=flags)
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: starts Ray or runs several trainings (seconds to a minute)")
+def run_tool(name, argv):
+    """`python -m zscrgan <name> argv...` in this process: its exit status."""
+    from zscrgan import cli
+    return cli.main([name, *map(str, argv)])
 
 
 def run_exp_command(base, *args, fault=None):
     """(command, environment) running run_exp.py on `<base>/datasets/TINY`, with its results
-    and logs under `base`; fault: a ZSCRGAN_FAULT spec (zscrgan/runfiles.py) or None."""
+    and logs under `base`; fault: a ZSCRGAN_FAULT spec (zscrgan/results.py) or None."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("ZSCRGAN_FAULT", None)
     if fault:

@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import run_tool
+from zscrgan.results import Run
 from zscrgan import baselines as zb
 from zscrgan.data import load_dataset, save_dataset
 from zscrgan.evaluation import dump_records, eval_split, map_at_k, prec_at_k
@@ -89,14 +91,14 @@ def test_cca_dim_is_bounded():
 
 
 def test_baselines_beat_chance_when_the_link_is_linear(dataset, tmp_path):
-    header, rows = zb.run(dataset, str(tmp_path / "no_results"), k=10)
+    header, rows = zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path / "no_results")), k=10)
     table = {r[0].split()[0]: r for r in rows}
     chance = table["chance"][1]
     assert chance == pytest.approx(np.mean([(6 + c % 3) / 21 for c in UNSEEN]))
     assert table["ridge"][1] > chance + 0.3 and table["CCA"][1] > chance + 0.3
     assert table["ZSCRGAN"][1] is None and "no dump in" in table["ZSCRGAN"][3]
     assert "6 seen / 3 unseen" in header and "24 queries, gallery of 21 images, K = 10" in header
-    assert zb.run(dataset, str(tmp_path / "no_results"), k=10) == (header, rows)  # seeded
+    assert zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path / "no_results")), k=10) == (header, rows)  # seeded
 
 
 def write_dump(folder, name, records):
@@ -111,14 +113,14 @@ def test_best_dump_is_rescored_at_k(dataset, tmp_path, capsys):
     res = tmp_path / "res" / "LINK_res"
     write_dump(res, "acc1.0.pkl", dump_records(q_labels, g_labels[ranked[:, :8]]))
     write_dump(res, "acc0.9.pkl", dump_records(q_labels, g_labels[ranked[:, :8][:, ::-1]]))
-    code = zb.main(["--dataset", "LINK", "--datasets_dir", str(tmp_path / "datasets"),
+    code = run_tool("baselines", ["--dataset", "LINK", "--datasets_dir", str(tmp_path / "datasets"),
                     "--results_dir", str(tmp_path / "res"), "--k", "5"])
     out = capsys.readouterr().out
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("ZSCRGAN"))
     assert row.split()[3:] == ["1.0000", "1.0000", "acc1.0.pkl"]
     assert out.splitlines()[3].split()[:2] == ["method", "Prec@5"]
-    zb.main(["--dataset", "LINK", "--datasets_dir", str(tmp_path / "datasets"),
+    run_tool("baselines", ["--dataset", "LINK", "--datasets_dir", str(tmp_path / "datasets"),
              "--results_dir", str(tmp_path / "res"), "--k", "9"])
     assert "acc1.0.pkl holds only the top 8" in capsys.readouterr().out
 
@@ -128,29 +130,28 @@ def test_dump_of_a_gallery_smaller_than_k(dataset, tmp_path):
     _, q_labels, _, g_labels = eval_split(dataset)
     ranked = np.array([np.argsort(g_labels != q, kind="stable") for q in q_labels])
     write_dump(tmp_path / "LINK_res", "acc0.33.pkl", dump_records(q_labels, g_labels[ranked]))
-    _, rows = zb.run(dataset, str(tmp_path), k=50)
+    _, rows = zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path)), k=50)
     assert rows[2][1] == pytest.approx(rows[3][1]) and rows[2][2] == 1.0 and rows[2][3] == "acc0.33.pkl"
 
 
 def test_foreign_dump_is_not_scored(dataset, tmp_path):
     write_dump(tmp_path / "LINK_res", "acc0.7.pkl", [{1: [1, 1]}])
-    _, rows = zb.run(dataset, str(tmp_path), k=2)
+    _, rows = zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path)), k=2)
     assert rows[2][1:] == (None, None, "acc0.7.pkl: its queries are not this dataset's unseen texts")
 
 
 def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
-    assert zb.main(["--dataset", "NOPE", "--datasets_dir", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.startswith("error: unknown dataset NOPE")
+    assert run_tool("baselines", ["--dataset", "NOPE", "--datasets_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: dataset 'NOPE' not found in")
     save_dataset(str(tmp_path / "BAD"), {0: [[1.0]], 1: [[2.0]]}, {0: [[1.0]], 1: [[2.0]]}, [0, 1], [1])
-    assert zb.main(["--dataset", "BAD", "--datasets_dir", str(tmp_path)]) == 2
+    assert run_tool("baselines", ["--dataset", "BAD", "--datasets_dir", str(tmp_path)]) == 2
     assert "disjoint" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        zb.main(["--dataset", "X", "--k", "0"])
-    assert e.value.code == 2
+    assert run_tool("baselines", ["--dataset", "X", "--k", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith("argument --k: must be > 0, got 0 (see --help)")
 
 
 def test_command_line_error_has_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "zscrgan.baselines", "--dataset", "NOPE",
+    proc = subprocess.run([sys.executable, "-m", "zscrgan", "baselines", "--dataset", "NOPE",
                            "--datasets_dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("error: ")  # no TensorFlow chatter
@@ -160,7 +161,7 @@ def test_cca_failure_is_a_table_note(dataset, tmp_path, monkeypatch):
     def fail(*args):
         raise np.linalg.LinAlgError("SVD did not converge")
     monkeypatch.setattr(zb, "cca_embeddings", fail)
-    _, rows = zb.run(dataset, str(tmp_path), k=5)
+    _, rows = zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path)), k=5)
     assert rows[1][1:3] == (None, None) and "SVD did not converge" in rows[1][3]
 
 
@@ -171,13 +172,13 @@ def test_run_name_scores_that_runs_best_dump(dataset, tmp_path, capsys):
     write_dump(tmp_path / "res" / "LINK_res", "acc0.9.pkl", dump_records(q_labels, g_labels[ranked[:, :8][:, ::-1]]))
     argv = ["--dataset", "LINK", "--datasets_dir", str(tmp_path / "datasets"), "--results_dir", str(tmp_path / "res"),
             "--k", "5"]
-    assert zb.main(argv + ["--run_name", "r1"]) == 0
+    assert run_tool("baselines", argv + ["--run_name", "r1"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ZSCRGAN"))
     assert row.split()[3:] == ["1.0000", "1.0000", "acc1.0.pkl"]
-    assert zb.main(argv) == 0  # the unnamed run's folder: its own dump, not the named run's
+    assert run_tool("baselines", argv) == 0  # the unnamed run's folder: its own dump, not the named run's
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ZSCRGAN"))
     assert row.split()[-1] == "acc0.9.pkl" and row.split()[3] != "1.0000"
-    assert zb.main(argv + ["--run_name", "r2"]) == 0
+    assert run_tool("baselines", argv + ["--run_name", "r2"]) == 0
     assert f"no dump in {tmp_path / 'res' / 'LINK_res' / 'r2'}" in capsys.readouterr().out
     _, rows = zb.run(dataset, None, k=5)  # no results folder: the baselines and chance only
     assert [r[0].split()[0] for r in rows] == ["ridge", "CCA", "chance"]
@@ -187,7 +188,7 @@ def test_run_name_scores_that_runs_best_dump(dataset, tmp_path, capsys):
 def test_command_line_hides_tensorflows_info_lines(dataset, tmp_path):
     """The package sets TF_CPP_MIN_LOG_LEVEL=2 unless the user did (zscrgan/__init__.py)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    proc = subprocess.run([sys.executable, "-m", "zscrgan.baselines", "--dataset", "LINK", "--k", "5",
+    proc = subprocess.run([sys.executable, "-m", "zscrgan", "baselines", "--dataset", "LINK", "--k", "5",
                            "--datasets_dir", str(tmp_path / "datasets"), "--results_dir", str(tmp_path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -7,7 +7,7 @@ import yaml
 from conftest import ROOT
 from zscrgan import config as config_lib
 from zscrgan.config import ConfigError, load_config
-from zscrgan.runfiles import write_yaml
+from zscrgan.results import write_yaml
 
 
 def test_defaults_are_the_reference_flags():

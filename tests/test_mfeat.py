@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 from zscrgan.data import FILES, load_dataset  # noqa: E402
 
 MFEAT = os.path.join(ROOT, "datasets", "MFEAT")

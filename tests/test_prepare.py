@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from conftest import run_tool
 from zscrgan import config as config_lib
 from zscrgan import prepare, synthetic
 from zscrgan.data import FILES, load_dataset, load_pickle, save_dataset
@@ -29,7 +30,7 @@ TEST_UNSEEN = [3, 6, 8, 11]         # classes 3, 5, 3, 5
 def run(*argv):
     """prepare.main(argv) -> exit status (argparse's own exits included)."""
     try:
-        return prepare.main([str(a) for a in argv])
+        return run_tool("prepare", argv)
     except SystemExit as e:
         return e.code
 
@@ -489,11 +490,11 @@ def test_pickles_hold_plain_types(gbu):
 # ---------------------------------------------------------------- command line and configs
 
 def test_module_cli_bad_input_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "zscrgan.prepare", "gbu", "--res101", str(tmp_path / "no.mat"),
+    proc = subprocess.run([sys.executable, "-m", "zscrgan", "prepare", "gbu", "--res101", str(tmp_path / "no.mat"),
                            "--att-splits", str(tmp_path / "no.mat"), "--out", str(tmp_path / "X")],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"prepare gbu: error: {tmp_path / 'no.mat'} not found"]
+    assert proc.stderr.strip().splitlines() == [f"error: prepare gbu: {tmp_path / 'no.mat'} not found"]
 
 
 def test_usage_error_is_one_line(capsys):

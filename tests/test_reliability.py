@@ -1,7 +1,7 @@
 """Resume after a kill, reproducible runs, guarded training, --eval_only, the run lock.
 
 Runs the real script in subprocesses on a tiny dataset. Kills land at chosen moments
-through the ZSCRGAN_FAULT hook (zscrgan/runfiles.py): the process sends itself a real
+through the ZSCRGAN_FAULT hook (zscrgan/results.py): the process sends itself a real
 SIGKILL or SIGINT there. One test also kills a run from outside at whatever moment it is in.
 """
 import csv
@@ -18,7 +18,7 @@ import yaml
 
 from conftest import ROOT, TINY_FLAGS, make_dataset, run_exp_command
 from zscrgan.evaluation import prec_from_records
-from zscrgan.runfiles import LockHeld, RunLock
+from zscrgan.results import LockHeld, RunLock
 
 EPOCHS = 6
 FLAGS = [*TINY_FLAGS, "--eval_ks", "5"]
@@ -269,7 +269,7 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
     folder = logs(base)
     folder.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[2]); from zscrgan.runfiles import RunLock\n"
+        "import sys, time; sys.path.insert(0, sys.argv[2]); from zscrgan.results import RunLock\n"
         "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)"),
         str(folder), ROOT], stdout=subprocess.PIPE, text=True)
     try:
@@ -306,7 +306,7 @@ def test_checkpoint_restores_every_part_of_the_training_state(tmp_path):
     from conftest import tiny_config
     from zscrgan.checkpointing import CheckpointSlot, restore
     from zscrgan.data import load_dataset
-    from zscrgan.experiment import build
+    from zscrgan.loop import build
 
     # 5 seen classes > batch 3: the sampler walks a class order with a cursor, reshuffled after
     # the first pass (which follows trainids.pkl, as the fresh `other` below still does).
@@ -369,18 +369,19 @@ def test_saving_a_round_again_never_touches_the_checkpoint_in_use(tmp_path):
 
 
 def test_history_drops_rows_past_the_checkpoint_and_grows_columns(tmp_path):
-    from zscrgan.runfiles import History, read_history
+    from zscrgan.results import History, read_history
 
     path = str(tmp_path / "history.csv")
     h = History(path, 0)
     for r in (1, 2, 3):
         h.append({"round": r, "prec_at_5": r / 10})
-    assert [row["round"] for row in read_history(path)] == ["1", "2", "3"]
+    assert [row["round"] for row in read_history(path)[1]] == [1, 2, 3]
     h = History(path, 2)  # the checkpoint says round 2: round 3's row was written after it
-    assert [row["round"] for row in read_history(path)] == ["1", "2"]
+    assert [row["round"] for row in read_history(path)[1]] == [1, 2]
     h.append({"round": 3, "prec_at_5": 0.5, "prec_at_10": 0.25})
-    rows = read_history(path)
-    assert list(rows[0]) == ["round", "prec_at_5", "prec_at_10"]
-    assert rows[0]["prec_at_10"] == "" and rows[2] == {"round": "3", "prec_at_5": "0.5", "prec_at_10": "0.25"}
+    columns, rows = read_history(path)
+    assert columns == ["round", "prec_at_5", "prec_at_10"]
+    assert rows[0]["prec_at_10"] is None and rows[2] == {"round": 3, "prec_at_5": 0.5, "prec_at_10": 0.25}
+    assert open(path).read().splitlines()[1:] == ["1,0.1,", "2,0.2,", "3,0.5,0.25"]
     History(path, 0)
     assert not os.path.exists(path)

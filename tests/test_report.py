@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_FLAGS, make_dataset
+from conftest import TINY_FLAGS, make_dataset, run_tool
 
 from zscrgan import baselines as zb
 from zscrgan import report as zr
@@ -63,7 +63,7 @@ def read_csv(path):
 
 
 def test_sweep_report_tables_and_plots(sweep, capsys):
-    assert zr.main([str(sweep)]) == 0
+    assert run_tool("report", [str(sweep)]) == 0
     printed = capsys.readouterr().out
 
     results = read_csv(sweep / "results.csv")
@@ -140,7 +140,7 @@ def test_select_val_settings_and_pending_trials(tmp_path):
 def test_single_run_folder(tmp_path, capsys):
     folder = write_trial(tmp_path, "A", 0, "finished", [0.3, 0.6, 0.5], maps=[0.1, 0.45, 0.3])
     (folder / "status.yml").unlink()
-    assert zr.main([str(folder)]) == 0
+    assert run_tool("report", [str(folder)]) == 0
     out = capsys.readouterr().out
     assert "rounds    3" in out and "best round: 2 (prec_at_5 = 0.6, map_at_5 = 0.45)" in out
     assert (folder / "plots" / "history.png").read_bytes()[:8] == PNG
@@ -150,7 +150,7 @@ def test_single_run_folder(tmp_path, capsys):
 @pytest.mark.parametrize("make, message", [
     (lambda d: None, "holds no sweep trials"),
     (lambda d: (d / "logs" / "A_logs" / "seed0").mkdir(parents=True)
-     or (d / "logs" / "A_logs" / "seed0" / "status.yml").write_text("[1, 2"), "unreadable trial status file"),
+     or (d / "logs" / "A_logs" / "seed0" / "status.yml").write_text("[1, 2"), "status.yml: not valid YAML at line 1, column 6"),
     (lambda d: (d / "logs" / "A_logs" / "seed0").mkdir(parents=True)
      or (d / "logs" / "A_logs" / "seed0" / "status.yml").write_text("dataset: A\nseed: 0\nstatus: done\n"),
      "is not a trial status"),
@@ -161,11 +161,11 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, make, message):
     folder.mkdir()
     make(folder)
     before = sorted(p.name for p in folder.rglob("*"))
-    assert zr.main([str(folder)]) == 2
+    assert run_tool("report", [str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in folder.rglob("*")) == before  # nothing written
-    assert zr.main([str(tmp_path / "missing")]) == 2
+    assert run_tool("report", [str(tmp_path / "missing")]) == 2
     assert "no such folder" in capsys.readouterr().err
 
 
@@ -179,18 +179,18 @@ def test_a_real_named_run(tmp_path):
                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr
     folder = tmp_path / "logs" / "TINY_logs" / "r1"
-    proc = subprocess.run([sys.executable, "-m", "zscrgan.report", str(folder)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "zscrgan", "report", str(folder)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "rounds    2" in proc.stdout and "best round: " in proc.stdout
     assert (folder / "plots" / "history.png").read_bytes()[:8] == PNG
 
     env = {**os.environ, "PYTHONPATH": ROOT}
-    inspect = subprocess.run([sys.executable, "-m", "zscrgan.inspect", "--dataset", "TINY", "--run_name", "r1",
+    inspect = subprocess.run([sys.executable, "-m", "zscrgan", "inspect", "--dataset", "TINY", "--run_name", "r1",
                               *common], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert inspect.returncode == 0, inspect.stderr
     assert f"dump      {os.path.join('res', 'TINY_res', 'r1', 'acc')}" in inspect.stdout and "mAP@5" in inspect.stdout
-    base = subprocess.run([sys.executable, "-m", "zscrgan.baselines", "--dataset", "TINY", "--run_name", "r1",
+    base = subprocess.run([sys.executable, "-m", "zscrgan", "baselines", "--dataset", "TINY", "--run_name", "r1",
                            "--k", "5", *common], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert base.returncode == 0, base.stderr
     zscrgan_row = next(line for line in base.stdout.splitlines() if line.startswith("ZSCRGAN"))

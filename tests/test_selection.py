@@ -7,7 +7,6 @@ enough that the scores move within a few rounds.
 import collections
 import csv
 import glob
-import hashlib
 import os
 import pickle
 import subprocess
@@ -19,7 +18,9 @@ from conftest import TINY_FLAGS, make_dataset, run_exp_command, tiny_config
 from zscrgan.config import ConfigError
 from zscrgan.data import DatasetError, load_dataset
 from zscrgan.evaluation import prec_from_records
-from zscrgan.selection import best_row, resolve_val_ids, training_split
+from zscrgan.checkpointing import CheckpointSlot
+from zscrgan.results import Run, best_row
+from zscrgan.selection import resolve_val_ids, training_split
 
 FLAGS = [*TINY_FLAGS, "--gf_dim", "16", "--e_steps", "10", "--m_steps", "10", "--eval_ks", "5",
          "--generator_lr", "0.03", "--discriminator_lr", "0.03", "--CSEM_lr", "0.03", "--jit_compile", "false"]
@@ -66,28 +67,6 @@ def snapshot(base):
             with open(os.path.join(root, name), "rb") as f:
                 out[os.path.relpath(os.path.join(root, name), base)] = f.read()
     return out
-
-
-def improved(rows, key):
-    """The rows that set a new best of `key`: where a run writes a dump."""
-    out, best = [], -1.0
-    for row in rows:
-        if float(row[key]) > best:
-            out.append(row)
-            best = float(row[key])
-    return out
-
-
-def expected_stop(rows, key, patience):
-    """The round a run with `patience` stops at, replayed from an uninterrupted run's history."""
-    best, best_round = -1.0, 0
-    for row in rows:
-        r, score = int(row["round"]), float(row[key])
-        if score > best:
-            best, best_round = score, r
-        if r - best_round >= patience:
-            return r, best_round
-    return None, best_round
 
 
 # ----------------------------------------------------------------------------- validation classes
@@ -155,110 +134,77 @@ def test_the_validation_split_holds_only_validation_classes(tiny):
     assert len(texts) == 2 * 2 and len(images) == 2 * 4
 
 
-def test_best_row_is_the_earliest_of_ties_and_skips_blanks():
-    rows = [{"round": "1", "v": ""}, {"round": "2", "v": "0.5"}, {"round": "3", "v": "0.7"},
-            {"round": "4", "v": "0.7"}, {"round": "5"}]
-    assert best_row(rows, "v")["round"] == "3"
-    assert best_row(rows[:1], "v") is None
-
-
 # ----------------------------------------------------------------------------- the default path
 
-# history.csv and dumps of the parent commit of model selection for this run (4 seen
-# classes, seed 0, 6 rounds): (prec_at_5, map_at_5, d_loss, g_loss, kl_loss, csem_loss).
-PARENT_ROWS = [
-    (0.3333333333333333, 0.30972222222222223, -0.00017657491844147444, 4.666256904602051, 0.001283440156839788, 0.6872662305831909),
-    (0.3333333333333333, 0.2743055555555556, -0.0003330364706926048, 4.689416408538818, 0.0009269167785532773, 0.6881375312805176),
-    (0.3333333333333333, 0.29236111111111107, -0.0006331651238724589, 4.682219505310059, 0.0003740862593986094, 0.6765301823616028),
-    (0.3333333333333333, 0.2791666666666666, -0.0008528678445145488, 4.677937030792236, 0.00019861164037138224, 0.6655620336532593),
-    (0.4333333333333333, 0.4375, -0.0009149074321612716, 4.641777038574219, 0.0006582802161574364, 0.6230179071426392),
-    (0.3, 0.21944444444444444, -0.0008688739617355168, 4.614756107330322, 0.004309852607548237, 0.5109685063362122),
-]
-PARENT_DUMPS = {"acc0.3333333333333333.pkl": "ffaaeec1dd1b5de9d33fd86d10a088acbe64d9f6e14af7ac82d89dadf66d85c4",
-                "acc0.4333333333333333.pkl": "22a3668e43541316a444edd6ac79ee21b81f2d3b72b975bd048f920b986bb7d1"}
+def checkpoints(base):
+    """Every file of the run's best/ and latest/ checkpoint folders, by relative path."""
+    return {k: v for k, v in snapshot(logs(base)).items() if k.startswith(("best", "latest"))}
 
 
 @pytest.mark.slow
-def test_without_model_selection_a_run_is_the_parent_commits(tmp_path):
-    base = new_base(tmp_path, n_train=4)
-    proc = start(base, "--epochs", "6")
+def test_options_at_their_off_values_change_nothing(tmp_path):
+    """A run without the model-selection options and one with them at their off values write the
+    same config.yml, history (minus timings), dumps and checkpoints: two runs made here, same threads."""
+    plain, off = new_base(tmp_path / "plain", n_train=4), new_base(tmp_path / "off", n_train=4)
+    assert start(plain, "--epochs", "4", "--threads", "1").returncode == 0
+    proc = start(off, "--epochs", "4", "--threads", "1", "--select", "test", "--patience", "0")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = history(base)
-    assert list(rows[0]) == ["round", "prec_at_5", "map_at_5", "d_loss", "g_loss", "kl_loss", "csem_loss"]
-    for row, parent in zip(rows, PARENT_ROWS, strict=True):
-        assert (float(row["prec_at_5"]), float(row["map_at_5"])) == parent[:2]
-        losses = [float(row[k]) for k in ("d_loss", "g_loss", "kl_loss", "csem_loss")]
-        assert losses == pytest.approx(parent[2:], rel=1e-4, abs=1e-6)
-    assert {name: hashlib.sha256(data).hexdigest() for name, data in dumps(base).items()} == PARENT_DUMPS
-    assert not {"val_classes", "select", "patience"} & set(yaml.safe_load((logs(base) / "config.yml").read_text()))
+    assert history(plain) == history(off) and len(history(plain)) == 4
+    assert list(history(plain)[0]) == ["round", "prec_at_5", "map_at_5", "d_loss", "g_loss", "kl_loss", "csem_loss"]
+    assert dumps(plain) == dumps(off) and dumps(plain)
+    assert checkpoints(plain) == checkpoints(off) and checkpoints(plain)
+    config = [(b / "logs" / "TINY_logs" / "config.yml").read_text().replace(str(b), "BASE") for b in (plain, off)]
+    assert config[0] == config[1]
+    assert not {"val_classes", "select", "patience", "threads"} & set(yaml.safe_load(config[0]))
 
 
-# ----------------------------------------------------------------------------- selection and early stopping
+# ----------------------------------------------------------------------------- a real run selecting on validation classes
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    """An uninterrupted run selecting on 3 validation classes, without patience."""
+    """An uninterrupted run selecting on 3 validation classes, with a patience it may not reach."""
     base = new_base(tmp_path_factory.mktemp("full"))
-    proc = start(base, "--epochs", str(EPOCHS), *VAL)
+    proc = start(base, "--epochs", str(EPOCHS), *VAL, "--patience", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return base, proc
 
 
 @pytest.mark.slow
-def test_select_val_dumps_the_test_retrieval_of_the_best_validation_round(full):
+def test_select_val_dumps_the_test_retrieval_of_the_selected_round(full):
     base, proc = full
     rows = history(base)
-    assert len(rows) == EPOCHS and {"val_prec_at_5", "val_map_at_5"} <= set(rows[0])
+    assert {"val_prec_at_5", "val_map_at_5"} <= set(rows[0])
     val_ids = yaml.safe_load((logs(base) / "config.yml").read_text())["val_classes"]
     assert len(val_ids) == 3 and set(val_ids) <= set(range(7))
-    selected = best_row(rows, "val_prec_at_5")
-    best_test = best_row(rows, "prec_at_5")
-    assert selected["round"] != best_test["round"]  # the case this is about
-    assert best_checkpoint_round(base) == int(selected["round"])
-    path = base / "res" / "TINY_res" / f"acc{float(selected['prec_at_5'])}.pkl"
-    with open(path, "rb") as f:
+    run = Run.at(str(logs(base)))
+    selected = run.selected()
+    assert selected is best_row(run.history()[1], "val_prec_at_5")
+    assert best_checkpoint_round(base) == selected["round"]
+    with open(run.selected_dump(), "rb") as f:
         records = pickle.load(f)
-    assert prec_from_records(records) == float(selected["prec_at_5"])
+    assert run.selected_dump() == run.dump(selected)
+    assert prec_from_records(records) == selected["prec_at_5"]
     assert {next(iter(r)) for r in records} == {7, 8, 9}  # test queries, not validation ones
-    assert f"acc{float(best_test['prec_at_5'])}.pkl" not in dumps(base)
-    assert "New best val Prec@5" in proc.stdout + proc.stderr
-    assert f"Done: {EPOCHS} rounds, best val Prec@5 = {float(selected['val_prec_at_5'])}" in proc.stdout
-
-
-def dumps_until(base, stop):
-    """The dumps of `base`'s run written in rounds up to `stop` (at each new best)."""
-    names = {f"acc{float(r['prec_at_5'])}.pkl" for r in improved(history(base)[:stop], "val_prec_at_5")}
-    return {name: data for name, data in dumps(base).items() if name in names}
+    assert f"Done: {len(rows)} rounds, best val Prec@5 = {selected['val_prec_at_5']}" in proc.stdout
 
 
 @pytest.mark.slow
-def test_patience_stops_exactly_patience_rounds_after_the_last_best(full, tmp_path):
-    base, patience = new_base(tmp_path), 3
-    stop, best = expected_stop(history(full[0]), "val_prec_at_5", patience)
-    assert stop is not None and stop == best + patience < EPOCHS
-    proc = start(base, "--epochs", str(EPOCHS), *VAL, "--patience", str(patience))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert history(base) == history(full[0])[:stop]  # patience does not change the rounds it runs
-    assert (f"Stopped early after round {stop}: no new best val Prec@5 in the {patience} rounds "
-            f"since round {best}") in proc.stdout
-    assert best_checkpoint_round(base) == best and dumps(base) == dumps_until(full[0], stop)
-
-
-@pytest.mark.slow
-def test_killed_and_resumed_stops_at_the_same_round_with_the_same_dump(full, tmp_path):
-    stop, best = expected_stop(history(full[0]), "val_prec_at_5", 4)
-    assert best > 1  # a best round after the first, so the count starts from a real best
+def test_killed_and_resumed_ends_as_the_uninterrupted_run(full, tmp_path):
+    """Killed part-way (a SIGKILL before round `kill`'s latest checkpoint) and resumed, a run with
+    patience ends at the same round with the same history, best checkpoint round and dumps."""
+    rows = history(full[0])
+    kill = max(2, len(rows) - 1)
     base = new_base(tmp_path)
     args = ["--epochs", str(EPOCHS), *VAL, "--patience", "4"]
-    killed = start(base, *args, fault=f"before_latest_checkpoint,{stop - 1},KILL")
+    killed = start(base, *args, fault=f"before_latest_checkpoint,{kill},KILL")
     assert killed.returncode == -9
+    assert len(history(base)) == kill  # the row of the killed round, not yet checkpointed
+    assert CheckpointSlot(str(logs(base) / "latest")).current().endswith(f"ckpt-{kill - 1}")
     proc = start(base, *args, "--resume")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"Stopped early after round {stop}" in proc.stdout
-    assert history(base) == history(full[0])[:stop]
-    assert best_checkpoint_round(base) == best and dumps(base) == dumps_until(full[0], stop)
-    again = start(base, *args, "--resume")
-    assert again.returncode == 0 and "Nothing to do: the run stopped early" in again.stdout
+    assert f"Resuming from round {kill - 1}" in proc.stdout
+    assert history(base) == rows
+    assert best_checkpoint_round(base) == best_checkpoint_round(full[0]) and dumps(base) == dumps(full[0])
     before = snapshot(base)
     refused = start(base, "--epochs", str(EPOCHS), "--select", "test", "--resume")
     assert refused.returncode == 2 and "another model selection (select val -> test)" in refused.stderr

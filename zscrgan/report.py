@@ -29,7 +29,7 @@ import numpy as np
 
 from zscrgan.data import DatasetError, dataset_folder, load_dataset
 from zscrgan.errors import BadInput
-from zscrgan.results import Run, atomic_write, read_status, setting_label, trial_folders
+from zscrgan.results import Run, atomic_write, read_status, setting_label, trial_folders, value_text
 
 BASELINES = (("ridge", "ridge"), ("CCA", "cca"))  # (method name in zscrgan.baselines' rows, column prefix)
 
@@ -198,7 +198,7 @@ def csv_text(rows):
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: ("" if v is None else _text(v)) for k, v in row.items()} for row in rows)
+    writer.writerows({k: ("" if v is None else value_text(v)) for k, v in row.items()} for row in rows)
     return buf.getvalue()
 
 

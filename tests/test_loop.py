@@ -1,0 +1,85 @@
+"""The one training loop (zscrgan/loop.py) with scripted scores: which round it selects, where it
+stops, what it writes. The E-step, M-step and evaluation are replaced by a script, so these
+rules are tested for any score sequence, not for one training trajectory."""
+import os
+import pickle
+
+import pytest
+
+from conftest import tiny_config
+from zscrgan import loop
+from zscrgan.checkpointing import round_of
+from zscrgan.results import Run
+
+
+def scripted(test, val=None):
+    """A stand-in for loop.run_round that returns round r's scripted Prec@5 (and val Prec@5)."""
+    def run_round(r, model, evaluator, steps, val_evaluator=None):
+        metrics = {"prec_at_5": test[r - 1], "map_at_5": test[r - 1] / 2}
+        if val is not None:
+            metrics.update(val_prec_at_5=val[r - 1], val_map_at_5=val[r - 1] / 2)
+        losses = {"d_loss": -0.1, "g_loss": 1.0, "kl_loss": 0.0, "csem_loss": 0.5}
+        return metrics, losses, {"e_step_s": 0.0, "m_step_s": 0.0, "eval_s": 0.0}, [{r: [r, 0]}]
+    return run_round
+
+
+def train(tmp_path, monkeypatch, test, val=None, **cfg):
+    monkeypatch.setattr(loop, "run_round", scripted(test, val))
+    cfg = tiny_config(datasets_dir=str(tmp_path / "datasets"), logs_dir=str(tmp_path / "logs"),
+                      results_dir=str(tmp_path / "res"), epochs=len(test), **cfg)
+    summary = loop.run(cfg, progress=False)
+    return summary, Run.of(cfg)
+
+
+def dumps(run):
+    return sorted(f for f in os.listdir(run.results) if f.startswith("acc"))
+
+
+def test_the_best_round_is_the_earliest_of_ties(tmp_path, monkeypatch, tiny_dataset):
+    summary, run = train(tmp_path, monkeypatch, [0.2, 0.5, 0.5, 0.4, 0.1])
+    assert summary == {"rounds": 5, "best": 0.5, "test_at_best": 0.5, "stopped_early": False}
+    assert round_of(run.checkpoint("best")) == 2 and round_of(run.checkpoint("latest")) == 5
+    assert run.selected()["round"] == 2
+    assert dumps(run) == ["acc0.2.pkl", "acc0.5.pkl"]
+    with open(run.selected_dump(), "rb") as f:
+        assert pickle.load(f) == [{2: [2, 0]}]  # round 2's records, not round 3's
+
+
+def test_patience_stops_exactly_patience_rounds_after_the_best(tmp_path, monkeypatch, tiny_dataset):
+    summary, run = train(tmp_path, monkeypatch, [0.1, 0.3, 0.2, 0.3, 0.25, 0.9, 0.95], patience=3)
+    assert summary["stopped_early"] and summary["rounds"] == 5 and summary["best"] == 0.3
+    assert [row["round"] for row in run.history()[1]] == [1, 2, 3, 4, 5]
+    # Resuming a run that stopped early does nothing: the count is in the best/ checkpoint's name.
+    cfg = tiny_config(datasets_dir=str(tmp_path / "datasets"), logs_dir=str(tmp_path / "logs"),
+                      results_dir=str(tmp_path / "res"), epochs=7, patience=3)
+    assert loop.run(cfg, resume=True, progress=False) == summary
+
+
+def test_select_val_picks_on_validation_and_dumps_the_test_retrieval(tmp_path, monkeypatch, tiny_dataset):
+    test, val = [0.6, 0.2, 0.3, 0.9], [0.1, 0.4, 0.4, 0.2]
+    summary, run = train(tmp_path, monkeypatch, test, val, val_classes=[0, 1], select="val")
+    assert summary == {"rounds": 4, "best": 0.4, "test_at_best": 0.2, "stopped_early": False}
+    assert round_of(run.checkpoint("best")) == 2 and run.selected()["round"] == 2
+    assert run.best_test()["round"] == 4  # the reference's protocol would take round 4
+    assert dumps(run) == ["acc0.2.pkl", "acc0.6.pkl"] and run.selected_dump().endswith("acc0.2.pkl")
+
+
+def test_a_refused_write_is_one_line_naming_the_path_and_the_way_on(tmp_path, monkeypatch, tiny_dataset):
+    monkeypatch.setattr(loop, "run_round", scripted([0.1, 0.2, 0.3]))
+    cfg = tiny_config(datasets_dir=str(tmp_path / "datasets"), logs_dir=str(tmp_path / "logs"),
+                      results_dir=str(tmp_path / "res"), epochs=3)
+    real = loop.History.append
+
+    def full_disk(self, row):
+        if row["round"] == 2:
+            raise OSError(28, "No space left on device", self.path)
+        real(self, row)
+
+    monkeypatch.setattr(loop.History, "append", full_disk)
+    with pytest.raises(loop.RunFault) as e:
+        loop.run(cfg, progress=False)
+    message = str(e.value)
+    assert "history.csv: No space left on device" in message and "round 1" in message and "--resume" in message
+    monkeypatch.setattr(loop.History, "append", real)
+    summary = loop.run(cfg, resume=True, progress=False)
+    assert summary["rounds"] == 3 and [r["round"] for r in Run.of(cfg).history()[1]] == [1, 2, 3]
