@@ -177,6 +177,7 @@ def test_killed_from_outside_and_resumed_matches(reference, tmp_path):
         time.sleep(0.02)
     proc.kill()
     proc.communicate()
+    assert proc.returncode == -9 and len(history(base)) < epochs  # killed part-way, not finished
     assert_files_complete(base)
     rc, _, err = run(base, "--epochs", str(epochs), "--resume")
     assert rc == 0, err[-3000:]
@@ -269,9 +270,9 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
     folder = logs(base)
     folder.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[2]); from zscrgan.results import RunLock\n"
+        "import sys, time; from zscrgan.results import RunLock\n"
         "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)"),
-        str(folder), ROOT], stdout=subprocess.PIPE, text=True)
+        str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         rc, _, err = run(base, "--epochs", "1")
@@ -287,6 +288,26 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
     lock = RunLock(str(folder)).acquire()
     lock.release()
     assert not (folder / "run.lock").exists()
+
+
+def test_two_runs_with_other_logs_folders_cannot_share_a_results_folder(tmp_path):
+    """A run holds its results folder as it holds its logs folder, so dumps never mix."""
+    base = new_base(tmp_path)
+    folder = base / "res" / "TINY_res"
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from zscrgan.results import RunLock\n"
+        "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)"),
+        str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        rc, _, err = run(base, "--epochs", "1", "--logs_dir", str(base / "other_logs"))
+        last = err.strip().splitlines()[-1]
+        assert rc == 2 and last.startswith(f"error: another run is using {folder}")
+        assert not list(folder.glob("acc*.pkl")) and not (base / "other_logs" / "TINY_logs" / "history.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_usage_errors(tmp_path):

@@ -2,7 +2,7 @@
 and `python run_exp.py ...` (the reference's command, the same as `train`).
 
 Each tool module offers `add_arguments(parser)` and `main(args) -> exit status`; this module
-parses, dispatches and turns every error into one line (docs/algorithm.md §11.4):
+parses, dispatches and turns every error into one line (docs/algorithm.md §11.3):
 exit status 0 done, 1 a run failed (a refused write, failed trials), 2 bad input or refused
 (nothing started), 3 training diverged, 128 + N stopped by signal N.
 """

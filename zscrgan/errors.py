@@ -1,4 +1,4 @@
-"""What every layer raises, and what the command line makes of it (docs/algorithm.md §11.4).
+"""What every layer raises, and what the command line makes of it (docs/algorithm.md §11.3).
 
 BadInput (exit status 2) covers everything a user can fix before anything runs: a config
 value, a dataset, a flag, a file that is not what it should be. The command line prints any

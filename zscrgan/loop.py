@@ -7,7 +7,7 @@ model_shape.yml, history.csv, TensorBoard events, latest/, best/}. With `val_cla
 `select` and `patience` (docs/algorithm.md §11.2) the best round may be chosen on held-out
 seen classes and training may stop early; without them a run is the reference's.
 
-Raises BadInput (config, dataset, refused), Diverged, Stopped, RunFault (docs/algorithm.md §11.4).
+Raises BadInput (config, dataset, refused), Diverged, Stopped, RunFault (docs/algorithm.md §11.3).
 """
 import contextlib
 import dataclasses

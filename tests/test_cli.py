@@ -1,0 +1,46 @@
+"""The one command line (zscrgan/cli.py): subcommands, one-line errors, the package around it."""
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from conftest import ROOT
+from zscrgan import cli
+
+# TensorFlow's C++ start-up lines (absl, oneDNN, CUDA), printed before Python can silence them.
+TF_LINE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
+
+
+def command(*args):
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout, [line for line in proc.stderr.splitlines() if not TF_LINE.match(line)]
+
+
+def test_help_lists_every_tool():
+    code, out, _ = command("-m", "zscrgan", "--help")
+    assert code == 0 and all(re.search(rf"^\s+{name}\b", out, re.M) for name in cli.TOOLS)
+
+
+@pytest.mark.parametrize("args", [["run_exp.py"]] + [["-m", "zscrgan", tool] for tool in cli.TOOLS]
+                         + [["-m", "zscrgan", "nosuchtool"]])
+def test_a_wrong_flag_is_one_line_and_status_2(args):
+    code, _, err = command(*args, "--no_such_flag")
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_no_module_is_named_like_a_standard_library_module():
+    names = {f[:-3] for f in os.listdir(os.path.join(ROOT, "zscrgan")) if f.endswith(".py")}
+    assert not names & set(sys.stdlib_module_names)
+
+
+def test_pyproject_has_the_pins_of_requirements_txt():
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        pins = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    declared = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
+    assert declared == pins
+    assert project["scripts"]["zscrgan"] == "zscrgan.cli:console"
