@@ -1,6 +1,6 @@
 """Evaluation at scale: chunked top-K against the reference's per-query Python sort.
 
-    python benchmarks/bench_eval.py [--case a|b|both]
+    python -m benchmarks.bench_eval [--case a|b|both]
 
 (a) 30,000 queries x 3,000 gallery images at CUB's dimensions (every caption of the unseen
     classes): the project's Evaluator.evaluate (queries through CA, G and F in chunks, gallery
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from common import batch32_shapes, eval_flops, matmul_rate, np, peak_rss_gb, tf
+from benchmarks.common import batch32_shapes, eval_flops, matmul_rate, np, peak_rss_gb, tf
 from zscrgan.config import load_config
 from zscrgan.evaluation import Evaluator
 from zscrgan.networks import Networks
@@ -90,7 +90,7 @@ def case_b_child():
 
 
 def case_b():
-    out = subprocess.run([sys.executable, __file__, "--child_b"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_eval", "--child_b"], capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     full = 10000 * 200000 * 4 / 1e9
     print(f"\n(b) 10000 queries x 200000 gallery of 2048-d: {result['seconds']:.1f} s, peak resident memory "

@@ -1,6 +1,6 @@
 """Training throughput: fused E/M-step kernels (XLA on and off) against step-by-step updates.
 
-    python benchmarks/bench_train.py [--scales demo,paper] [--repeats 3]
+    python -m benchmarks.bench_train [--scales demo,paper] [--repeats 3]
 
 demo: the MFEAT dataset with configs/MFEAT.yml (gf_dim 256, df_dim 256, embed_dim 128, z_dim 32).
 paper: a synthetic CUB-shaped dataset with the reference's dimensions (gf_dim 2048, df_dim 1024,
@@ -15,7 +15,7 @@ import json
 import os
 import time
 
-from common import ROOT, batch32_shapes, eval_flops, matmul_rate, median, np, round_flops, tf
+from benchmarks.common import ROOT, batch32_shapes, eval_flops, matmul_rate, median, np, round_flops, tf
 from easydict import EasyDict
 from zscrgan.config import load_config
 from zscrgan.data import Dataset, load_dataset

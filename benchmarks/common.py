@@ -1,12 +1,14 @@
-"""Shared pieces of the benchmarks: the machine's matmul rate, FLOP counts, memory."""
+"""Shared pieces of the benchmarks: the machine's matmul rate, FLOP counts, memory.
+
+Benchmarks run from the repository's root as modules, `python -m benchmarks.bench_train`, so
+`zscrgan` is imported from the clone (or from the installed package) without path edits.
+"""
 import os
 import resource
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

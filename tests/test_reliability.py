@@ -265,16 +265,22 @@ def test_eval_only_without_a_checkpoint_uses_fresh_weights_and_warns_of_a_small_
     assert not os.path.exists(logs(tmp_path) / "latest")
 
 
-def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
-    base = new_base(tmp_path)
-    folder = logs(base)
-    folder.mkdir(parents=True)
+def hold_lock(folder):
+    """A process holding `folder`'s run lock (stop it with .kill()), once it holds it."""
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from zscrgan.results import RunLock\n"
         "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)"),
         str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
+    base = new_base(tmp_path)
+    folder = logs(base)
+    folder.mkdir(parents=True)
+    holder = hold_lock(folder)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         rc, _, err = run(base, "--epochs", "1")
         assert rc == 2 and "Traceback" not in err
         last = err.strip().splitlines()[-1]
@@ -295,12 +301,8 @@ def test_two_runs_with_other_logs_folders_cannot_share_a_results_folder(tmp_path
     base = new_base(tmp_path)
     folder = base / "res" / "TINY_res"
     folder.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from zscrgan.results import RunLock\n"
-        "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)"),
-        str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(folder)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         rc, _, err = run(base, "--epochs", "1", "--logs_dir", str(base / "other_logs"))
         last = err.strip().splitlines()[-1]
         assert rc == 2 and last.startswith(f"error: another run is using {folder}")

@@ -177,6 +177,27 @@ def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
         raise DatasetError(f"{rname}: label {bad[0]} is outside 1..{n_classes} ({aname}'s {semantic} "
                            f"has {n_classes} columns, one per class)")
 
+    seen, unseen = _gbu_splits(a, labels, n_images, aname, rname)
+
+    used = np.concatenate([seen, unseen])
+    images = _group(features.T, labels, used)
+    if text_embeddings:
+        text = _text_embeddings(text_embeddings, used, n_classes)
+    else:
+        text = {int(c): sem[:, c - 1][None, :].astype(np.float32) for c in used}
+    shift = lambda d: {c - 1: v for c, v in d.items()}
+    notes = []
+    val_ids = _gbu_val_ids(a.get("val_loc"), labels, seen, aname, notes)
+    dropped = int(np.sum(~np.isin(labels, used)))
+    if dropped:
+        k = np.unique(labels[~np.isin(labels, used)]).size
+        notes.append(f"left out {dropped} images of {k} class{'es' if k > 1 else ''} in neither split")
+    return (shift(text), shift(images), sorted(int(c) - 1 for c in seen), sorted(int(c) - 1 for c in unseen),
+            val_ids, notes)
+
+
+def _gbu_splits(a, labels, n_images, aname, rname):
+    """(seen, unseen): the 1-based classes of att_splits' trainval_loc and test_unseen_loc images, checked."""
     locs = {}
     for name in ("trainval_loc", "test_seen_loc", "test_unseen_loc"):
         loc = _labels(np.asarray(a[name]).reshape(-1), f"{aname}: {name}") if np.size(a[name]) else np.zeros(0, np.int64)
@@ -198,22 +219,7 @@ def convert_gbu(res101, att_splits, semantic="att", text_embeddings=None):
     if stray.size:
         raise DatasetError(f"{aname}: test_seen_loc holds images of class {stray[0]}, which is not a seen "
                            f"class (no image of it is in trainval_loc)")
-
-    used = np.concatenate([seen, unseen])
-    images = _group(features.T, labels, used)
-    if text_embeddings:
-        text = _text_embeddings(text_embeddings, used, n_classes)
-    else:
-        text = {int(c): sem[:, c - 1][None, :].astype(np.float32) for c in used}
-    shift = lambda d: {c - 1: v for c, v in d.items()}
-    notes = []
-    val_ids = _gbu_val_ids(a.get("val_loc"), labels, seen, aname, notes)
-    dropped = int(np.sum(~np.isin(labels, used)))
-    if dropped:
-        k = np.unique(labels[~np.isin(labels, used)]).size
-        notes.append(f"left out {dropped} images of {k} class{'es' if k > 1 else ''} in neither split")
-    return (shift(text), shift(images), sorted(int(c) - 1 for c in seen), sorted(int(c) - 1 for c in unseen),
-            val_ids, notes)
+    return seen, unseen
 
 
 def _gbu_val_ids(val_loc, labels, seen, aname, notes):
