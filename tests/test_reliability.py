@@ -7,6 +7,7 @@ SIGKILL or SIGINT there. One test also kills a run from outside at whatever mome
 import csv
 import glob
 import os
+import pathlib
 import pickle
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import yaml
 
 from conftest import ROOT, TINY_FLAGS, make_dataset, run_exp_command
 from zscrgan.evaluation import prec_from_records
-from zscrgan.results import LockHeld, RunLock
+from zscrgan.results import LockHeld, RunLock, run_dirs
 
 EPOCHS = 6
 FLAGS = [*TINY_FLAGS, "--eval_ks", "5"]
@@ -43,7 +44,7 @@ def new_base(path):
 
 
 def logs(base):
-    return base / "logs" / "TINY_logs"
+    return pathlib.Path(run_dirs("TINY", None, str(base / "logs"), str(base / "res"))[0])
 
 
 def history(base):
@@ -54,7 +55,7 @@ def history(base):
 def dumps(base):
     """{file name: bytes} of the training dumps."""
     return {os.path.basename(p): open(p, "rb").read()
-            for p in glob.glob(str(base / "res" / "TINY_res" / "acc*.pkl"))}
+            for p in glob.glob(os.path.join(run_dirs("TINY", None, str(base / "logs"), str(base / "res"))[1], "acc*.pkl"))}
 
 
 def results(base):

@@ -8,6 +8,7 @@ import collections
 import csv
 import glob
 import os
+import pathlib
 import pickle
 import subprocess
 
@@ -42,7 +43,7 @@ def new_base(path, n_train=7):
 
 
 def logs(base):
-    return base / "logs" / "TINY_logs"
+    return pathlib.Path(Run.find("TINY", logs_dir=str(base / "logs"), results_dir=str(base / "res")).logs)
 
 
 def history(base):
@@ -51,7 +52,8 @@ def history(base):
 
 
 def dumps(base):
-    return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(str(base / "res" / "TINY_res" / "acc*.pkl"))}
+    folder = Run.find("TINY", logs_dir=str(base / "logs"), results_dir=str(base / "res")).results
+    return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(folder, "acc*.pkl"))}
 
 
 def best_checkpoint_round(base):
