@@ -290,6 +290,8 @@ def test_two_node_cluster_retries_dead_trials_and_records_a_failed_one(local_swe
     assert bad["status"] == "failed" and bad["attempts"] == 1 and bad["rounds_done"] == 0
     assert "diverged" in bad["error"] and "\n" not in bad["error"]
     assert f"failed DIV/seed0: {bad['error']}" in stdout
+    assert "raylet" not in stdout and "[retrying] TINY/seed0" in stdout  # Ray's notes of dead workers: in the log
+    assert (out / sweep.TUNE_LOG).is_file()
     for key, status in found.items():
         assert status["status"] == "finished" and status["attempts"] == 2, key
         assert outcome(out, key) == outcome(reference, key), key

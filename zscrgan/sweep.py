@@ -520,7 +520,7 @@ def summarize(shown_out, out, trials):
         if status["status"] == "running":  # the driver was interrupted: the trial can be resumed
             status["status"] = "pending"
             write_status(Run.of(trials[key]).logs, status)
-    counts = {s: sum(st["status"] == s for st in statuses.values()) for s in ("finished", "stopped", "failed", "pending")}
+    counts = {s: sum(st["status"] == s for st in statuses.values()) for s in results.STATUSES}
     print(f"sweep {shown_out}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
     for key, status in statuses.items():
         if status["status"] == "failed":
