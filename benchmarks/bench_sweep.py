@@ -1,11 +1,12 @@
 """Sweep throughput: 4 MFEAT seeds one after another in one process, against the same 4 as a
 sweep of 2 concurrent 1-CPU trials.
 
-    python benchmarks/bench_sweep.py [--epochs 30] [--seeds 0,1,2,3]
+    python -m benchmarks.bench_sweep [--epochs 30] [--seeds 0,1,2,3]    (from the repository)
 
-Both run configs/MFEAT.yml (the demo) with --epochs rounds; each is timed end to end as a
-fresh command, Python start, imports, Ray's start and every trial's TensorFlow start
-included. "One after another" trains with TensorFlow's default threads (both cores); the
+Run it as a module from the repository's root (or with the package installed), so that
+`zscrgan` imports without any change to sys.path. Both ways run configs/MFEAT.yml (the
+demo) with --epochs rounds through `loop.run`; each is timed end to end as a fresh command,
+Python start, imports, Ray's start and every trial's TensorFlow start included. "One after another" trains with TensorFlow's default threads (both cores); the
 sweep gives each trial one CPU and one thread. Prints a table and one JSON line.
 """
 import argparse
@@ -19,16 +20,17 @@ import time
 
 import numpy as np
 
+from zscrgan.results import Run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SEQUENTIAL = """
-import sys
-from zscrgan import experiment
+from zscrgan import loop
 from zscrgan.config import load_config
 for seed in {seeds}:
     cfg = load_config(flags={{"dataset": "MFEAT", "epochs": {epochs}, "seed": seed, "run_name": f"seed{{seed}}",
                              "datasets_dir": {datasets!r}, "logs_dir": {logs!r}, "results_dir": {results!r}}})
-    experiment.run(cfg, progress=False)
+    loop.run(cfg, progress=False)
 """
 
 
@@ -44,12 +46,12 @@ def timed(cmd, cwd):
 
 def run_stats(logs_dir):
     """{trial: (best Prec@50, median seconds of a round after the first)} from each history.csv."""
-    from zscrgan.runfiles import read_history
     stats = {}
     for trial in sorted(os.listdir(logs_dir)):
-        rows = read_history(os.path.join(logs_dir, trial, "history.csv"))
-        round_s = [sum(float(r[k]) for k in ("e_step_s", "m_step_s", "eval_s")) for r in rows[1:]]
-        stats[trial] = (max(float(r["prec_at_50"]) for r in rows), float(np.median(round_s)))
+        run = Run.at(os.path.join(logs_dir, trial))
+        rows = run.history(missing_ok=False)[1]
+        round_s = [sum(r[k] for k in ("e_step_s", "m_step_s", "eval_s")) for r in rows[1:]]
+        stats[trial] = (run.scores(run.best_test())["test_at_best"], float(np.median(round_s)))
     return stats
 
 
@@ -73,7 +75,6 @@ def main():
         t_sweep = timed([sys.executable, "-m", "zscrgan.sweep", "sweep.yml", "--out", "sweep",
                          "--max_concurrent", "2"], work)
 
-        sys.path.insert(0, ROOT)
         seq_stats = run_stats(os.path.join(seq, "logs", "MFEAT_logs"))
         sweep_stats = run_stats(os.path.join(work, "sweep", "logs", "MFEAT_logs"))
     finally:

@@ -1,15 +1,21 @@
-"""Sweeps on Ray Tune: a local sweep, a killed driver resumed, failed trials, a two-node cluster.
+"""Sweeps on Ray Tune: checks before Ray starts, a local sweep, a killed driver resumed, failed
+trials retried, a two-node cluster.
 
-The sweeps run the real command (`python -m zscrgan.sweep`) in subprocesses on tiny datasets,
-from a folder of their own, with relative paths. Every Ray a test starts is stopped by its
-own handle: the driver's `ray.shutdown()`, the session of a killed driver, `cluster.shutdown()`.
-Faults come from the ZSCRGAN_FAULT hook (zscrgan/runfiles.py): a real SIGKILL at a chosen point.
+The sweeps run the real command (`python -m zscrgan.sweep`, the same as `python -m zscrgan
+sweep`) in subprocesses on tiny datasets, from a folder of their own, with relative paths.
+Every Ray a test starts is stopped by its own handle: the driver's `ray.shutdown()`, the
+session of a killed driver, `cluster.shutdown()`. Faults come from the ZSCRGAN_FAULT hook
+(zscrgan/results.py): a real SIGKILL at a chosen point. Tests of bad input run the tool in
+this process with `ray.init` replaced by a failure, so they also show that Ray never starts.
 """
 import csv
 import glob
 import os
 import pickle
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 
@@ -17,7 +23,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY_FLAGS, make_dataset
-from zscrgan import sweep
+from zscrgan import cli, results, sweep
 
 EPOCHS = 4
 SETTINGS = {TINY_FLAGS[i][2:]: yaml.safe_load(TINY_FLAGS[i + 1]) for i in range(0, len(TINY_FLAGS), 2)}
@@ -105,6 +111,32 @@ def outcome(out, key):
     return history(logs), dumps(results)
 
 
+def diverging_dataset(folder):
+    """A dataset that loads (every value finite) but whose losses are NaN in round 1."""
+    make_dataset(str(folder))
+    path = folder / "txt_embed_dict.pkl"
+    text = pickle.loads(path.read_bytes())
+    path.write_bytes(pickle.dumps({c: v * 1e30 for c, v in text.items()}, protocol=2))
+
+
+def tool(*argv):
+    """The sweep tool in this process, as `python -m zscrgan sweep` runs it."""
+    return cli.main(list(argv), prog="zscrgan sweep", only="sweep")
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """ray.init fails the test: bad input must be refused before Ray starts."""
+    import ray
+
+    def refuse(*args, **kwargs):
+        pytest.fail("ray.init was called")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    yield
+    assert not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     """An uninterrupted local sweep of 2 datasets x 2 seeds, 2 trials at a time."""
@@ -123,24 +155,38 @@ def test_local_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
         assert status["status"] == "finished" and status["error"] is None, key
         assert status["rounds_done"] == EPOCHS and status["attempts"] == 1 and status["seconds"] > 0
         assert status["grid"] == {} and status["node"]
-        logs, results = trial_files(out, key)
-        assert len(history(logs)) == EPOCHS and dumps(results)
+        assert results.read_status(trial_files(out, key)[0]) == status
+        logs, res = trial_files(out, key)
+        assert len(history(logs)) == EPOCHS and dumps(res)
         saved = yaml.safe_load(open(os.path.join(logs, "config.yml")))
         assert saved["run_name"] == status["trial"] and saved["threads"] == 1
         assert saved["datasets_dir"] == os.path.join(os.path.dirname(out), "datasets")
+    assert results.trial_folders(str(out)) == sorted(trial_files(out, k)[0] for k in found)
     resolved = yaml.safe_load(open(out / "sweep.yml"))
     assert resolved["datasets"] == ["TINY", "TINY2"] and resolved["resources"] == {"cpus": 1, "gpus": 0}
     assert "sweep out: 4 finished" in stdout
     with open(out / "results.csv", newline="") as f:
-        results = list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
     with open(out / "summary.csv", newline="") as f:
         summary = {row["dataset"]: row for row in csv.DictReader(f)}
-    assert len(results) == 4 and sorted(summary) == ["TINY", "TINY2"]
+    assert len(rows) == 4 and sorted(summary) == ["TINY", "TINY2"]
     for name, row in summary.items():  # mean and sample std of the two seeds, by hand
-        a, b = (float(r["best_prec_at_5"]) for r in results if r["dataset"] == name)
+        a, b = (float(r["best_prec_at_5"]) for r in rows if r["dataset"] == name)
         assert row["finished"] == "2"
         assert float(row["best_prec_at_5_mean"]) == pytest.approx((a + b) / 2)
         assert float(row["best_prec_at_5_std"]) == pytest.approx(abs(a - b) / 2 ** 0.5)
+
+
+@pytest.mark.slow
+def test_the_console_shows_the_sweeps_lines_and_tune_writes_to_its_log(local_sweep):
+    out, stdout = local_sweep
+    assert not [l for l in stdout.splitlines() if l.startswith(("+--", "│", "╭", "Trial status"))], stdout
+    started = [l for l in stdout.splitlines() if l.startswith("[started] ")]
+    finished = [l for l in stdout.splitlines() if l.startswith("[finished] ")]
+    assert len(started) == 4 and len(finished) == 4
+    assert all(re.search(r": 4 rounds, \d+ s, best Prec@5 [01]\.\d{4}$", l) for l in finished), finished
+    log = (out / sweep.TUNE_LOG).read_text()
+    assert "Trial status" in log  # Tune's status tables went to the log
 
 
 @pytest.mark.slow
@@ -188,21 +234,44 @@ def test_killed_driver_resumed_matches_the_uninterrupted_sweep(local_sweep, tmp_
         assert outcome(out, key) == outcome(reference, key), key
 
 
-def corrupt_dataset(folder):
-    make_dataset(str(folder))
-    (folder / "trainids.pkl").write_bytes(pickle.dumps([0, 1])[:-3])
+@pytest.mark.slow
+def test_retry_failed_runs_a_failed_trial_again(local_sweep, tmp_path):
+    """A diverging trial fails and is not retried; its data mended, --resume leaves it failed
+    and --resume --retry_failed runs it: it then equals the same trial of the good data."""
+    reference, _ = local_sweep
+    base = tmp_path
+    diverging_dataset(base / "datasets" / "DATA")
+    name = write_sweep(base, ["DATA"], [0])
+    rc, stdout, err = run_sweep(base, name, "--out", "out")
+    assert rc == 1, err[-3000:]
+    out = base / "out"
+    failed = statuses(out)["DATA/seed0"]
+    assert failed["status"] == "failed" and failed["attempts"] == 1 and "diverged" in failed["error"]
+    assert "--resume --retry_failed" not in stdout and "[--retry_failed]" in stdout
+
+    shutil.rmtree(base / "datasets" / "DATA")
+    make_dataset(str(base / "datasets" / "DATA"), seed=0)  # TINY's data
+    rc, stdout, _ = run_sweep(base, "--out", "out", "--resume")
+    assert rc == 1 and "1 trials, 0 to run" in stdout and statuses(out)["DATA/seed0"] == failed
+    rc, stdout, err = run_sweep(base, "--out", "out", "--resume", "--retry_failed")
+    assert rc == 0, err[-3000:]
+    assert "1 trials, 1 to run" in stdout and "1 finished" in stdout
+    status = statuses(out)["DATA/seed0"]
+    assert status["status"] == "finished" and status["error"] is None and status["attempts"] == 2
+    assert status["rounds_done"] == EPOCHS
+    assert outcome(out, "DATA/seed0") == outcome(reference, "TINY/seed0")
 
 
 @pytest.mark.slow
 def test_two_node_cluster_retries_dead_trials_and_records_a_failed_one(local_sweep, tmp_path, monkeypatch):
     """Each good trial's process SIGKILLs itself in round 3 once (ZSCRGAN_FAULT is set on the
-    cluster's nodes) and is resumed; the bad dataset's trial fails without a retry."""
+    cluster's nodes) and is resumed; the diverging dataset's trial fails without a retry."""
     import ray.cluster_utils
 
     reference, _ = local_sweep
     base = new_base(tmp_path, "TINY", "TINY2")
-    corrupt_dataset(base / "datasets" / "BAD")
-    name = write_sweep(base, ["TINY", "TINY2", "BAD"], [0])
+    diverging_dataset(base / "datasets" / "DIV")
+    name = write_sweep(base, ["TINY", "TINY2", "DIV"], [0])
     monkeypatch.setenv("ZSCRGAN_FAULT", "after_e_step,3,KILL")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     cluster = ray.cluster_utils.Cluster(initialize_head=True,
@@ -217,10 +286,12 @@ def test_two_node_cluster_retries_dead_trials_and_records_a_failed_one(local_swe
     assert rc == 1, err[-3000:]
     out = base / "out"
     found = statuses(out)
-    bad = found.pop("BAD/seed0")
+    bad = found.pop("DIV/seed0")
     assert bad["status"] == "failed" and bad["attempts"] == 1 and bad["rounds_done"] == 0
-    assert "trainids.pkl" in bad["error"] and "\n" not in bad["error"]
-    assert f"failed BAD/seed0: {bad['error']}" in stdout
+    assert "diverged" in bad["error"] and "\n" not in bad["error"]
+    assert f"failed DIV/seed0: {bad['error']}" in stdout
+    assert "raylet" not in stdout and "[retrying] TINY/seed0" in stdout  # Ray's notes of dead workers: in the log
+    assert (out / sweep.TUNE_LOG).is_file()
     for key, status in found.items():
         assert status["status"] == "finished" and status["attempts"] == 2, key
         assert outcome(out, key) == outcome(reference, key), key
@@ -230,7 +301,15 @@ def test_two_node_cluster_retries_dead_trials_and_records_a_failed_one(local_swe
     assert used == nodes and len(nodes) == 2
 
 
-def test_bad_sweep_files_are_refused_before_anything_starts(tmp_path, capsys):
+def refused(capsys, *argv):
+    """Run the tool on bad input: exit status 2 and one `error:` line; returns the line."""
+    assert tool(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_bad_sweep_files_are_refused_before_anything_starts(tmp_path, capsys, no_ray):
     good = {"datasets": ["TINY"], "seeds": [0]}
     cases = [
         ({**good, "sets": {}}, "unknown key 'sets'"),
@@ -247,28 +326,76 @@ def test_bad_sweep_files_are_refused_before_anything_starts(tmp_path, capsys):
     for sweep_file, message in cases:
         path = tmp_path / "s.yml"
         path.write_text(yaml.safe_dump(sweep_file))
-        assert sweep.main([str(path), "--out", str(tmp_path / "out")]) == 2
-        err = capsys.readouterr().err
-        assert err.startswith(f"error: {path}: ") and message in err and err.count("\n") == 1, err
+        err = refused(capsys, str(path), "--out", str(tmp_path / "out"))
+        assert err.startswith(f"error: {path}: ") and message in err, err
         assert not (tmp_path / "out").exists()
 
 
-def test_an_existing_sweep_is_not_overwritten(tmp_path, capsys):
+def test_a_yaml_error_names_its_line_and_column(tmp_path, capsys, no_ray):
+    path = tmp_path / "s.yml"
+    path.write_text("datasets: [TINY]\nseeds: [0, 1\nset: {epochs: 3}\n")
+    err = refused(capsys, str(path), "--out", str(tmp_path / "out"))
+    assert err.startswith(f"error: {path}: not valid YAML at line ") and re.search(r"line \d+, column \d+", err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_or_invalid_dataset_is_refused_before_ray_starts(tmp_path, capsys, no_ray):
+    make_dataset(str(tmp_path / "datasets" / "TINY"))
+    (tmp_path / "datasets" / "BAD").mkdir()
+    (tmp_path / "datasets" / "BAD" / "trainids.pkl").write_bytes(pickle.dumps([0, 1])[:-3])
+    for name, message in [("NOPE", "dataset 'NOPE' not found"), ("BAD", "is missing")]:
+        path = tmp_path / "s.yml"
+        path.write_text(yaml.safe_dump({"datasets": ["TINY", name], "seeds": [0],
+                                        "set": {"datasets_dir": str(tmp_path / "datasets")}}))
+        err = refused(capsys, str(path), "--out", str(tmp_path / "out"))
+        assert err.startswith(f"error: {path}: dataset {name}: ") and message in err, err
+        assert not (tmp_path / "out").exists()
+
+
+def test_an_address_where_no_ray_answers_is_refused_at_once(tmp_path, capsys, monkeypatch, no_ray):
+    make_dataset(str(tmp_path / "datasets" / "TINY"))
+    path = tmp_path / "s.yml"
+    path.write_text(yaml.safe_dump({"datasets": ["TINY"], "seeds": [0],
+                                    "set": {"datasets_dir": str(tmp_path / "datasets")}}))
+    with socket.socket() as s:  # a port that nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    err = refused(capsys, str(path), "--out", str(tmp_path / "out"), "--address", f"127.0.0.1:{port}")
+    assert f"no Ray answers at 127.0.0.1:{port}" in err
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")  # what `auto` finds first
+    err = refused(capsys, str(path), "--out", str(tmp_path / "out"), "--address", "auto")
+    assert f"--address auto: no Ray answers at 127.0.0.1:{port}" in err
+    assert "HOST:PORT" in refused(capsys, str(path), "--out", str(tmp_path / "out"), "--address", "nowhere")
+    assert not (tmp_path / "out").exists()
+
+
+def test_refused_flags(tmp_path, capsys, no_ray):
+    assert "--retry_failed needs --resume" in refused(capsys, "s.yml", "--out", str(tmp_path), "--retry_failed")
+    assert "--max_concurrent" in refused(capsys, "s.yml", "--out", str(tmp_path), "--max_concurrent", "0")
+    assert "a sweep file is needed" in refused(capsys, "--out", str(tmp_path))
+
+
+def test_an_existing_sweep_is_not_overwritten(tmp_path, capsys, no_ray):
     path = tmp_path / "s.yml"
     path.write_text(yaml.safe_dump({"datasets": ["TINY"], "seeds": [0]}))
     out = tmp_path / "out"
     out.mkdir()
     (out / "sweep.yml").write_text("kept")
-    assert sweep.main([str(path), "--out", str(out)]) == 2
-    assert "already holds a sweep: continue it with --resume" in capsys.readouterr().err
+    assert "already holds a sweep: continue it with --resume" in refused(capsys, str(path), "--out", str(out))
     assert (out / "sweep.yml").read_text() == "kept"
-    assert sweep.main(["--out", str(tmp_path / "none"), "--resume"]) == 2
-    assert "holds no sweep" in capsys.readouterr().err
+    assert "holds no sweep" in refused(capsys, "--out", str(tmp_path / "none"), "--resume")
 
 
-def test_trial_names_follow_the_grid_order():
-    assert sweep.trial_name(3, {}) == "seed3"
-    assert sweep.trial_name(0, {"CSEM_lr": 0.001, "eval_ks": [5, 10]}) == "seed0_CSEM_lr=0.001_eval_ks=5+10"
+def test_trials_are_named_by_their_seed_and_grid_values_in_the_files_order(tmp_path):
+    path = tmp_path / "s.yml"
+    path.write_text(yaml.safe_dump({"datasets": ["TINY"], "seeds": [0, 3], "set": {"epochs": 2},
+                                    "grid": {"eval_ks": [[5, 10]], "jit_compile": [True, False]}}, sort_keys=False))
+    trials = sweep.trial_configs(sweep.load_sweep(str(path)), str(path), str(tmp_path / "out"))
+    assert list(trials)[:2] == ["TINY/seed0_eval_ks=5+10_jit_compile=True", "TINY/seed0_eval_ks=5+10_jit_compile=False"]
+    cfg = trials["TINY/seed3_eval_ks=5+10_jit_compile=True"]
+    assert cfg["run_name"] == results.trial_label(3, {"eval_ks": [5, 10], "jit_compile": True})
+    assert (cfg["logs_dir"], cfg["results_dir"]) == results.sweep_dirs(str(tmp_path / "out"))
+    assert cfg["epochs"] == 2 and cfg["seed"] == 3 and cfg["threads"] == 1
 
 
 def test_a_dead_trials_error_is_the_first_line_of_its_last_failure():

@@ -1,7 +1,8 @@
-"""Sweeps on Ray Tune: many ordinary runs (datasets x seeds x a grid of settings) at once.
+"""`zscrgan sweep`: many ordinary runs (datasets x seeds x a grid of settings) at once on Ray Tune.
 
-    python -m zscrgan.sweep SWEEP.yml --out DIR [--resume] [--address ADDR]
+    python -m zscrgan sweep SWEEP.yml --out DIR [--address auto|HOST:PORT]
                             [--max_concurrent N] [--scheduler fifo|asha]
+    python -m zscrgan sweep --out DIR --resume [--retry_failed]
 
 SWEEP.yml:
 
@@ -11,41 +12,47 @@ SWEEP.yml:
     grid: {CSEM_lr: [0.002, 0.001]}    # every combination of these values
     resources: {cpus: 1, gpus: 0}      # per trial (default 1 CPU, no GPU)
 
-Each trial is an ordinary run of `zscrgan.experiment.run` (configs/default.yml, then
-configs/<dataset>.yml, then `set`, then the trial's grid values and seed) named
-`seed<S>[_<key>=<value>...]`, with `logs_dir` DIR/logs, `results_dir` DIR/results and
-`threads` = its CPUs. Its folder DIR/logs/<dataset>_logs/<trial>/ holds the run's usual
-files and status.yml (pending, running, finished, failed or stopped; see `new_status`).
+Each trial is an ordinary run of `loop.run` (configs/default.yml, then configs/<dataset>.yml,
+then `set`, then the trial's grid values and seed) named `results.trial_label(seed, grid)`,
+with `logs_dir` DIR/logs, `results_dir` DIR/results and `threads` = its CPUs. Its folder
+DIR/logs/<dataset>_logs/<trial>/ holds the run's usual files and status.yml (one of
+`results.STATUSES`; see `results.new_status`).
 
+Before Ray starts, every trial's config and every dataset folder is checked (the loader's
+checks, as `train` makes them); bad input exits 2 with one line and nothing written.
 Without --address a single-node Ray starts in this process; `--address auto` or HOST:PORT
 runs the trials on an existing Ray cluster, whose nodes must see DIR and the datasets at the
-same paths. Relative paths mean what they mean here: the driver makes them absolute.
+same paths (relative paths are made absolute here). An address where no Ray answers is
+refused at once. The console shows one line per trial; Tune's tables and Ray's own messages
+go to DIR/tune.log.
 
 A trial whose process dies is retried from its latest checkpoint (up to MAX_RETRIES times);
 a trial with bad input or a diverging loss is recorded as failed and not retried. `--resume`
-continues a sweep from DIR/sweep.yml: it runs the pending and running trials, and leaves
-finished, failed and stopped ones alone. `--scheduler asha` stops trials whose per-round
-Prec@K (on the validation classes, if any) trails the others (Tune's ASHA); they are
-recorded as stopped.
+continues a sweep from DIR/sweep.yml: it runs the pending and running trials (and with
+`--retry_failed` the failed ones), and leaves the others alone. `--scheduler asha` stops
+trials whose per-round selection metric (`results.score_key`) trails the others (Tune's
+ASHA); they are recorded as stopped.
 
 Exit status: 0 every trial finished or was stopped by ASHA, 1 some trial failed or did not
 finish, 2 bad input (nothing started).
 """
-import argparse
+import contextlib
 import itertools
 import logging
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import time
 
-import yaml
-
 from zscrgan import config as config_lib
+from zscrgan import results
+from zscrgan.cli import positive
 from zscrgan.config import ConfigError
-from zscrgan.runfiles import LOCK_FILE, LockHeld, RunLock, fault_point, read_history, read_yaml, run_dirs, write_yaml
-from zscrgan.selection import best_in_history
+from zscrgan.errors import EXIT_FAILED, EXIT_OK, BadInput, Diverged, UsageError, one_line
+from zscrgan.results import LOCK_FILE, LockHeld, Run, RunLock, fault_point, read_status, write_status, write_yaml
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 SWEEP_KEYS = ("datasets", "seeds", "set", "grid", "resources")
@@ -54,16 +61,13 @@ OWN_KEYS = ("dataset", "seed", "run_name", "logs_dir", "results_dir", "threads")
 NOT_IN_GRID = OWN_KEYS + ("datasets_dir",)
 MAX_RETRIES = 3          # restarts of a trial whose process died, each from its latest checkpoint
 LOCK_WAIT_S = 60         # how long a trial waits for a previous attempt's process to let go of its folder
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+CONNECT_TIMEOUT_S = 5    # how long --address may take to answer before the sweep gives up
+TUNE_LOG = "tune.log"
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-class SweepError(Exception):
+class SweepError(BadInput):
     """Bad input: reported as one `error:` line, exit status 2, before anything starts."""
-
-
-def one_line(text):
-    return " ".join(str(text).split())
 
 
 # --------------------------------------------------------------------------- the sweep file
@@ -91,18 +95,12 @@ def _count(value, low):
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
-def load_sweep(path):
-    """The sweep file at `path`, checked and resolved: every section present, the resources'
-    defaults filled in and `set: datasets_dir` made absolute (relative to the working
-    directory). Raises SweepError."""
-    try:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
-    except OSError as e:
-        raise SweepError(f"{path}: cannot read the sweep file ({e.strerror})")
-    except yaml.YAMLError as e:
-        raise SweepError(f"{path}: not valid YAML: {one_line(str(e).splitlines()[0])}")
-    if not isinstance(raw, dict):
+def _read_sweep_file(path):
+    """The sweep file's mapping; YAML errors name the line and column (results.read_yaml)."""
+    if not os.path.isfile(path):
+        raise SweepError(f"{path}: no such sweep file")
+    raw = results.read_yaml(path, "sweep file")
+    if raw is None:
         raise SweepError(f"{path}: a sweep file is a mapping with keys {', '.join(SWEEP_KEYS)}")
     unknown = [k for k in raw if k not in SWEEP_KEYS]
     if unknown:
@@ -110,13 +108,32 @@ def load_sweep(path):
     for key in ("datasets", "seeds"):
         if key not in raw:
             raise SweepError(f"{path}: '{key}' is missing")
+    return raw
+
+
+def _resources(resources):
+    unknown = [k for k in resources if k not in ("cpus", "gpus")]
+    if unknown:
+        raise SweepError(f"resources: unknown key '{unknown[0]}' (known: cpus, gpus)")
+    cpus, gpus = resources.get("cpus", 1), resources.get("gpus", 0)
+    if not _count(cpus, 1):
+        raise SweepError(f"resources: cpus must be an integer >= 1, got {cpus!r}")
+    if not _count(gpus, 0):
+        raise SweepError(f"resources: gpus must be an integer >= 0, got {gpus!r}")
+    return {"cpus": cpus, "gpus": gpus}
+
+
+def load_sweep(path):
+    """The sweep file at `path`, checked and resolved: every section present, the resources'
+    defaults filled in and `set: datasets_dir` made absolute (relative to the working
+    directory). Raises SweepError (or results.ResultsError for a file that is not YAML)."""
+    raw = _read_sweep_file(path)
     try:
         datasets = _unique_list(raw["datasets"], "datasets",
                                 lambda d: isinstance(d, str) and _DATASET_NAME.match(d))
         seeds = _unique_list(raw["seeds"], "seeds", lambda s: _count(s, 0))
         settings = dict(_mapping(raw.get("set"), "set"))
         grid = _mapping(raw.get("grid"), "grid")
-        resources = _mapping(raw.get("resources"), "resources")
         for key in settings:
             if key in OWN_KEYS:
                 raise SweepError(f"set: '{key}' is set by the sweep for each trial")
@@ -126,39 +143,23 @@ def load_sweep(path):
             if key in settings:
                 raise SweepError(f"'{key}' is in both set and grid")
             _unique_list(values, f"grid: {key}", lambda v: True)
-        unknown = [k for k in resources if k not in ("cpus", "gpus")]
-        if unknown:
-            raise SweepError(f"resources: unknown key '{unknown[0]}' (known: cpus, gpus)")
-        cpus, gpus = resources.get("cpus", 1), resources.get("gpus", 0)
-        if not _count(cpus, 1):
-            raise SweepError(f"resources: cpus must be an integer >= 1, got {cpus!r}")
-        if not _count(gpus, 0):
-            raise SweepError(f"resources: gpus must be an integer >= 0, got {gpus!r}")
+        resources = _resources(_mapping(raw.get("resources"), "resources"))
     except SweepError as e:
         raise SweepError(f"{path}: {e}")
-    folder = settings.get("datasets_dir", config_lib.defaults()["datasets_dir"])
+    folder = settings.get("datasets_dir", results.default("datasets_dir"))
     if isinstance(folder, str):
         settings["datasets_dir"] = os.path.abspath(folder)
-    return {"datasets": datasets, "seeds": seeds, "set": settings, "grid": grid,
-            "resources": {"cpus": cpus, "gpus": gpus}}
-
-
-def _value_text(value):
-    return "+".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def trial_name(seed, grid):
-    """`seed<S>` then `_<key>=<value>` for each grid key, in the file's order."""
-    return f"seed{seed}" + "".join(f"_{k}={_value_text(v)}" for k, v in grid.items())
+    return {"datasets": datasets, "seeds": seeds, "set": settings, "grid": grid, "resources": resources}
 
 
 def trial_configs(sweep, source, out):
-    """{"<dataset>/<trial name>": resolved config (a plain dict)} in the order the trials run.
+    """{"<dataset>/<trial label>": resolved config (a plain dict)} in the order the trials run.
 
     Layers: configs/default.yml, configs/<dataset>.yml, `set`, the trial's grid values, then
     what the sweep fixes (seed, run name, DIR's folders, threads). Raises SweepError.
     """
     keys = list(sweep["grid"])
+    logs_dir, results_dir = results.sweep_dirs(out)
     trials = {}
     try:
         for dataset in sweep["datasets"]:
@@ -167,9 +168,9 @@ def trial_configs(sweep, source, out):
             for seed, values in itertools.product(sweep["seeds"], itertools.product(*sweep["grid"].values())):
                 cfg = config_lib.merge(base, dict(zip(keys, values)), f"{source}: grid")
                 grid = {k: cfg[k] for k in keys}  # as coerced: 1 and 1.0 of a float key are one value
-                name = trial_name(seed, grid)
-                cfg.update(seed=seed, run_name=name, logs_dir=os.path.join(out, "logs"),
-                           results_dir=os.path.join(out, "results"), threads=sweep["resources"]["cpus"])
+                name = results.trial_label(seed, grid)
+                cfg.update(seed=seed, run_name=name, logs_dir=logs_dir, results_dir=results_dir,
+                           threads=sweep["resources"]["cpus"])
                 try:
                     config_lib.validate(cfg)
                 except ConfigError as e:
@@ -183,29 +184,18 @@ def trial_configs(sweep, source, out):
     return trials
 
 
-# --------------------------------------------------------------------------- trial status
-
-def log_dir(cfg):
-    return run_dirs(cfg["dataset"], cfg["run_name"], cfg["logs_dir"], cfg["results_dir"])[0]
-
-
-def new_status(cfg, keys):
-    """A pending trial's status.yml: the keys of the sweep's shared contract."""
-    return {"dataset": cfg["dataset"], "seed": cfg["seed"], "grid": {k: cfg[k] for k in keys},
-            "trial": cfg["run_name"], "status": "pending", "error": None, "rounds_done": 0,
-            "seconds": 0.0, "attempts": 0, "node": None}
-
-
-def read_status(cfg):
-    return read_yaml(os.path.join(log_dir(cfg), "status.yml"))
-
-
-def write_status(cfg, status):
-    write_yaml(os.path.join(log_dir(cfg), "status.yml"), status, "status")
-
-
-def rounds_in_history(cfg):
-    return len(read_history(os.path.join(log_dir(cfg), "history.csv")))
+def check_datasets(trials, source):
+    """Load every dataset the trials name, as `train` would, before anything starts."""
+    from zscrgan import data
+    checked = set()
+    for cfg in trials.values():
+        if (cfg["datasets_dir"], cfg["dataset"]) in checked:
+            continue
+        try:
+            data.load_dataset(data.dataset_folder(cfg["datasets_dir"], cfg["dataset"]))
+        except data.DatasetError as e:
+            raise SweepError(f"{source}: dataset {cfg['dataset']}: {e}")
+        checked.add((cfg["datasets_dir"], cfg["dataset"]))
 
 
 # --------------------------------------------------------------------------- one trial (on a Ray worker)
@@ -227,37 +217,36 @@ def wait_for_lock(folder, timeout=LOCK_WAIT_S):
 def run_trial(config, trials):
     """Tune's trainable: one attempt at the trial `config["trial"]`, resuming the run from its
     latest checkpoint if an earlier attempt left one. Reports every round to Tune, after
-    writing status.yml: a trial that the scheduler stops leaves its report with SystemExit,
-    and the driver records it. Bad input and divergence are recorded as failed and return
-    normally, so Tune does not retry them; anything else is recorded and raised, and Tune
-    retries it."""
+    writing status.yml, with `score` the run's selection metric (what ASHA compares): a trial
+    that the scheduler stops leaves its report with SystemExit, and the driver records it.
+    Bad input and divergence are recorded as failed and return normally, so Tune does not
+    retry them; anything else is recorded and raised, and Tune retries it."""
     import ray
     from easydict import EasyDict
     from ray import tune
 
-    from zscrgan import experiment
+    from zscrgan import loop
 
     cfg = EasyDict(trials[config["trial"]])
-    status = read_status(cfg)
+    folder = Run.of(cfg).logs
+    status = read_status(folder)
     status.update(status="running", error=None, attempts=status["attempts"] + 1, node=socket.gethostname())
-    write_status(cfg, status)
+    write_status(folder, status)
     start, before = time.monotonic(), status["seconds"]
-    key, node_id = f"prec_at_{cfg.top_k}", ray.get_runtime_context().get_node_id()
+    key, node_id = results.score_key(cfg.select, cfg.top_k), ray.get_runtime_context().get_node_id()
 
     def on_round(row, best, is_best):
         record(rounds_done=row["round"])
-        score = row.get(f"val_{key}", row[key])  # with validation classes, never the test score
-        tune.report({**row, "score": score, "best": best, "node_id": node_id})
+        tune.report({**row, "score": row[key], "best": best, "node_id": node_id})
 
     def record(**outcome):
         status.update(outcome, seconds=before + time.monotonic() - start)
-        write_status(cfg, status)
+        write_status(folder, status)
 
     try:
-        wait_for_lock(log_dir(cfg))
-        result = experiment.run(cfg, resume=True, on_round=on_round, progress=False)
-    except (ConfigError, experiment.DatasetError, experiment.UsageError,
-            experiment.CheckpointMismatch, experiment.Diverged) as e:
+        wait_for_lock(folder)
+        result = loop.run(cfg, resume=True, on_round=on_round, progress=False)
+    except (BadInput, Diverged) as e:
         record(status="failed", error=one_line(e))
     except Exception as e:
         record(status="failed", error=one_line(f"{type(e).__name__}: {e}"))
@@ -268,31 +257,28 @@ def run_trial(config, trials):
 
 # --------------------------------------------------------------------------- the driver
 
-def parse_args(argv):
-    class Parser(argparse.ArgumentParser):
-        def error(self, message):
-            raise SweepError(f"{message} (see --help)")
-
-    parser = Parser(prog="python -m zscrgan.sweep", description="Run a sweep of ZSCRGAN runs on Ray Tune.")
+def add_arguments(parser):
+    """sweep's flags."""
+    parser.description = "Run a sweep of ZSCRGAN runs (datasets x seeds x a grid) on Ray Tune."
     parser.add_argument("sweep", nargs="?", help="the sweep file (optional with --resume: DIR/sweep.yml is used)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the sweep's folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the sweep in DIR: run its pending and interrupted trials")
+    parser.add_argument("--retry_failed", action="store_true",
+                        help="with --resume: run the failed trials again too, from their latest checkpoints")
     parser.add_argument("--address", help="an existing Ray cluster: 'auto' or HOST:PORT (default: start Ray here)")
-    parser.add_argument("--max_concurrent", type=int, metavar="N",
+    parser.add_argument("--max_concurrent", type=positive(int), metavar="N",
                         help="at most N trials at once (default: as many as the resources allow)")
     parser.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo",
                         help="asha: stop trials whose per-round score trails early")
-    args = parser.parse_args(argv)
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise SweepError(f"--max_concurrent must be >= 1, got {args.max_concurrent}")
-    if not args.resume and not args.sweep:
-        raise SweepError("a sweep file is needed (or --resume to continue the sweep in --out)")
-    return args
 
 
 def prepare(args):
-    """(absolute DIR, sweep, trials) after every check; nothing is written."""
+    """(absolute DIR, sweep, trials) after every check, datasets loaded; nothing is written."""
+    if not args.resume and not args.sweep:
+        raise UsageError("a sweep file is needed (or --resume to continue the sweep in --out)")
+    if args.retry_failed and not args.resume:
+        raise UsageError("--retry_failed needs --resume")
     out = os.path.abspath(args.out)
     saved = os.path.join(out, "sweep.yml")
     if args.resume:
@@ -307,17 +293,54 @@ def prepare(args):
         if os.path.exists(saved):
             raise SweepError(f"{args.out} already holds a sweep: continue it with --resume, "
                              "or choose another --out")
-        if os.path.exists(out) and (not os.path.isdir(out) or set(os.listdir(out)) - {LOCK_FILE}):
+        if os.path.exists(out) and (not os.path.isdir(out) or set(os.listdir(out)) - {LOCK_FILE, TUNE_LOG}):
             raise SweepError(f"--out {args.out} exists and is not an empty folder")
         sweep = load_sweep(args.sweep)
         source = args.sweep
-    return out, sweep, trial_configs(sweep, source, out)
+    trials = trial_configs(sweep, source, out)
+    check_datasets(trials, source)
+    return out, sweep, trials
 
 
-def start_ray(address, resources):
-    """Start (or connect to) Ray with this package importable on every worker."""
+def cluster_address(address):
+    """(host, port) of the Ray cluster `--address` names. 'auto' is found as ray.init finds
+    it: $RAY_ADDRESS, else the address `ray start` left on this machine."""
+    given = address
+    if address == "auto":
+        from ray._private.utils import read_ray_address
+        address = os.environ.get("RAY_ADDRESS") or read_ray_address()
+        if not address:
+            raise SweepError("--address auto: no Ray cluster was started on this machine "
+                             "(start one with `ray start --head`, or give HOST:PORT)")
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"--address {given}: expected 'auto' or HOST:PORT")
+    return host, int(port)
+
+
+def check_address(address):
+    """Refuse at once an address where no Ray answers (ray.init would retry for minutes)."""
+    host, port = cluster_address(address)
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise SweepError(f"--address {address}: no Ray answers at {host}:{port} ({e.strerror or e}); "
+                         "is the cluster up (`ray status`)?")
+
+
+def stage_code(folder):
+    """Copy the package and configs/ (default.yml: every run's defaults) into `folder`, the
+    working_dir Ray ships to every worker and puts first on its path. Returns folder."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PACKAGE_DIR, os.path.join(folder, "zscrgan"), ignore=ignore)
+    shutil.copytree(config_lib.CONFIG_DIR, os.path.join(folder, "configs"), ignore=ignore)
+    return folder
+
+
+def start_ray(address, resources, code):
+    """Start (or connect to) Ray with this package (staged in the folder `code`) on every worker."""
     import ray
-    runtime_env = {"py_modules": [PACKAGE_DIR], "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}}
+    runtime_env = {"working_dir": stage_code(code), "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}}
     local = {} if address else {"include_dashboard": False}
     try:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
@@ -332,6 +355,31 @@ def start_ray(address, resources):
                          f"(the nodes have {have})")
 
 
+_consoles = []  # where say() writes while ray_output_to sends sys.stdout to the log
+
+
+def say(text):
+    """Print one of the sweep's own lines on the console."""
+    print(text, file=_consoles[-1] if _consoles else sys.stdout, flush=True)
+
+
+@contextlib.contextmanager
+def ray_output_to(path):
+    """Send what Ray and Tune print in this process to the file `path`: Tune's status tables,
+    the raylet's banners about dead workers (printed to sys.stdout) and the `ray` loggers;
+    say() still prints on the console."""
+    ray_logger = logging.getLogger("ray")
+    with open(path, "a", buffering=1) as log:
+        saved, ray_logger.handlers = ray_logger.handlers, [logging.StreamHandler(log)]
+        _consoles.append(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            _consoles.pop()
+            ray_logger.handlers = saved
+
+
 def error_line(text):
     """The first line of the last failure in the error file Tune keeps for a trial."""
     lines = [l for l in text.splitlines() if l.strip()]
@@ -341,49 +389,60 @@ def error_line(text):
 
 
 def describe(key, cfg, status):
+    """A trial's console line: its status, rounds, time and the scores of its selected round."""
     line = f"[{status['status']}] {key}: {status['rounds_done']} rounds, {status['seconds']:.0f} s"
-    best = best_in_history(cfg, log_dir(cfg))["test_at_best"]
-    if best is not None:
-        line += f", best Prec@{cfg['top_k']} {best:.4f}"
+    run = Run.of(cfg)
+    scores = run.scores(run.selected())
+    if scores["best"] is not None:
+        line += f", best {results.metric_name(run.select, run.top_k)} {scores['best']:.4f}"
+        if run.select == "val":
+            line += f" (test Prec@{run.top_k} {scores['test_at_best']:.4f})"
     return line + (f": {status['error']}" if status["error"] else "")
 
 
-def tune_trials(configs, todo, out, resources, max_concurrent, scheduler_name):
-    """Run the trials `todo` on Tune; each records its own outcome in status.yml."""
+def recorder(configs):
+    """A Tune callback that prints the sweep's lines and records in the driver what a trial's
+    own process cannot: a stop by the scheduler, and a process that died more often than it
+    may be retried."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     class Recorder(tune.Callback):
-        """Records in the driver what a trial's own process cannot: a stop by the scheduler,
-        and a process that died more often than it may be retried."""
-
         def on_trial_start(self, iteration, trials, trial, **info):
-            print(f"[started] {trial.config['trial']}", flush=True)
+            say(f"[started] {trial.config['trial']}")
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            print(f"[retrying] {trial.config['trial']}: its process died; resuming from its latest checkpoint",
-                  flush=True)
+            say(f"[retrying] {trial.config['trial']}: its process died; resuming from its latest checkpoint")
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             fault_point("sweep:result")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             key = trial.config["trial"]
-            cfg, status = configs[key], read_status(configs[key])
+            run = Run.of(configs[key])
+            status = read_status(run.logs)
             if status["status"] == "running":  # stopped by the scheduler after a round
-                done = rounds_in_history(cfg)
-                status.update(status="finished" if done >= cfg["epochs"] else "stopped", rounds_done=done)
-                write_status(cfg, status)
-            print(describe(key, cfg, status), flush=True)
+                done = len(run.history()[1])
+                status.update(status="finished" if done >= run.cfg["epochs"] else "stopped", rounds_done=done)
+                write_status(run.logs, status)
+            say(describe(key, configs[key], status))
 
         def on_trial_error(self, iteration, trials, trial, **info):
             key = trial.config["trial"]
-            cfg, status = configs[key], read_status(configs[key])
+            folder = Run.of(configs[key]).logs
+            status = read_status(folder)
             if status["status"] != "failed" or not status["error"]:
                 status.update(status="failed", error=error_line(str(trial.get_error() or "")))
             status["error"] += f" (after {status['attempts']} attempts)"
-            write_status(cfg, status)
-            print(describe(key, cfg, status), flush=True)
+            write_status(folder, status)
+            say(describe(key, configs[key], status))
+
+    return Recorder()
+
+
+def tune_trials(configs, todo, out, resources, max_concurrent, scheduler_name):
+    """Run the trials `todo` on Tune; each records its own outcome in status.yml."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     epochs = max(configs[k]["epochs"] for k in todo) or 1
     scheduler = (ASHAScheduler(time_attr="round", metric="score", mode="max", max_t=epochs,
@@ -398,35 +457,57 @@ def tune_trials(configs, todo, out, resources, max_concurrent, scheduler_name):
                                     trial_name_creator=lambda t: t.config["trial"],
                                     trial_dirname_creator=lambda t: t.config["trial"].replace("/", "_")),
         run_config=tune.RunConfig(storage_path=os.path.join(out, "ray"), name=time.strftime("tune-%Y%m%d-%H%M%S"),
-                                  verbose=0, callbacks=[Recorder()],
+                                  verbose=1, callbacks=[recorder(configs)],
                                   failure_config=tune.FailureConfig(max_failures=MAX_RETRIES)))
     tuner.fit()
 
 
+def to_run(trials, args):
+    """Keys of the trials this command runs: every one of a new sweep; with --resume the
+    pending and running ones (and the failed ones with --retry_failed)."""
+    wanted = ("pending", "running") + ("failed",) * args.retry_failed
+    return [k for k, cfg in trials.items()
+            if not args.resume or (read_status(Run.of(cfg).logs) or {"status": "pending"})["status"] in wanted]
+
+
+def write_statuses(out, sweep, trials, todo, args):
+    """Write sweep.yml, a pending status.yml for each new trial, and set failed trials in
+    `todo` back to pending (--retry_failed)."""
+    if not args.resume:
+        write_yaml(os.path.join(out, "sweep.yml"), sweep, "sweep")
+    for key in todo:
+        folder = Run.of(trials[key]).logs
+        status = read_status(folder)
+        if status is None:
+            os.makedirs(folder, exist_ok=True)
+            write_status(folder, results.new_status(trials[key], list(sweep["grid"])))
+        elif status["status"] == "failed":
+            status.update(status="pending", error=None)
+            write_status(folder, status)
+
+
 def run_sweep(args):
+    """Check everything, then run the trials; returns the exit status."""
     out, sweep, trials = prepare(args)
+    if args.address:
+        check_address(args.address)
     os.makedirs(out, exist_ok=True)
     try:
         lock = RunLock(out).acquire()
     except LockHeld as e:
-        raise SweepError(f"another sweep is using {args.out} ({e})")
+        raise UsageError(f"another sweep is using {args.out} ({e})")
     try:
-        import ray
-        start_ray(args.address, sweep["resources"])
-        try:
-            if not args.resume:
-                write_yaml(os.path.join(out, "sweep.yml"), sweep, "sweep")
-            keys = list(sweep["grid"])
-            for cfg in trials.values():
-                if not args.resume or read_status(cfg) is None:
-                    os.makedirs(log_dir(cfg), exist_ok=True)
-                    write_status(cfg, new_status(cfg, keys))
-            todo = [k for k, cfg in trials.items() if read_status(cfg)["status"] in ("pending", "running")]
-            print(f"sweep {args.out}: {len(trials)} trials, {len(todo)} to run", flush=True)
-            if todo:
-                tune_trials(trials, todo, out, sweep["resources"], args.max_concurrent, args.scheduler)
-        finally:
-            ray.shutdown()
+        todo = to_run(trials, args)
+        print(f"sweep {args.out}: {len(trials)} trials, {len(todo)} to run", flush=True)
+        if todo:
+            import ray
+            with ray_output_to(os.path.join(out, TUNE_LOG)), tempfile.TemporaryDirectory() as code:
+                start_ray(args.address, sweep["resources"], code)
+                try:
+                    write_statuses(out, sweep, trials, todo, args)
+                    tune_trials(trials, todo, out, sweep["resources"], args.max_concurrent, args.scheduler)
+                finally:
+                    ray.shutdown()
         return summarize(args.out, out, trials)
     finally:
         lock.release()
@@ -434,32 +515,29 @@ def run_sweep(args):
 
 def summarize(shown_out, out, trials):
     """Print the trials' outcomes and the report; returns the exit status."""
-    statuses = {k: read_status(cfg) for k, cfg in trials.items()}
+    statuses = {k: read_status(Run.of(cfg).logs) for k, cfg in trials.items()}
     for key, status in statuses.items():
         if status["status"] == "running":  # the driver was interrupted: the trial can be resumed
             status["status"] = "pending"
-            write_status(trials[key], status)
-    counts = {s: sum(st["status"] == s for st in statuses.values())
-              for s in ("finished", "stopped", "failed", "pending")}
+            write_status(Run.of(trials[key]).logs, status)
+    counts = {s: sum(st["status"] == s for st in statuses.values()) for s in results.STATUSES}
     print(f"sweep {shown_out}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
     for key, status in statuses.items():
         if status["status"] == "failed":
             print(f"  failed {key}: {status['error']}")
-    if counts["pending"]:
-        print(f"  continue with: python -m zscrgan.sweep --out {shown_out} --resume")
+    if counts["pending"] or counts["failed"]:
+        print(f"  continue with: python -m zscrgan sweep --out {shown_out} --resume"
+              + (" [--retry_failed]" if counts["failed"] else ""))
     from zscrgan import report
     print(report.write_report(out))
     return EXIT_OK if counts["failed"] + counts["pending"] == 0 else EXIT_FAILED
 
 
-def main(argv=None):
-    """Entry point; returns the exit status (see the module docstring)."""
-    try:
-        return run_sweep(parse_args(argv))
-    except SweepError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+def main(args):
+    """sweep: see the module docstring; returns the exit status. Bad input raises BadInput."""
+    return run_sweep(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command before `python -m zscrgan sweep`, which it equals
+    from zscrgan import cli
+    sys.exit(cli.main(sys.argv[1:], prog="python -m zscrgan sweep", only="sweep"))
