@@ -2,16 +2,18 @@
 NumPy, or a FAISS index built once and reused.
 
 Every path returns (rows (Q, k), scores (Q, k)): gallery rows best first by the dot product
-of L2-normalised embeddings (cosine similarity), computed in float64, ties to the lower row,
-the trainer's rule (§7.2). An exact index returns the brute-force ranking: FAISS's float32
-candidates are widened past any tie at the k-th place, re-scored in float64 and sorted
-stably. `--approximate` uses an HNSW graph, whose candidates are re-scored the same way.
+of L2-normalised embeddings (cosine similarity), ties to the lower row, the trainer's rule
+(§7.2). Scores are `score`'s: float64 sums of elementwise products, one row at a time, so a
+(query, image) pair gets the same float wherever the image sits (a BLAS matmul may round
+the same pair differently at different positions, and duplicates would not tie). An exact
+index returns the brute-force ranking: FAISS's float32 candidates are widened past any tie
+at the k-th place, re-scored by `score` and sorted stably. `--approximate` uses an HNSW graph, whose candidates are re-scored the same way.
 """
 import numpy as np
 
 from zscrgan.errors import BadInput
 
-QUERY_BLOCK = 1024
+BLOCK = 1 << 22  # float64 products held at once by brute force
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 TIE = 1e-5  # float32 scores closer than this to the k-th may be a tie in float64
 
@@ -20,12 +22,18 @@ class IndexFileError(BadInput):
     """An index file that is not one, or that another model wrote."""
 
 
+def score(queries, vectors):
+    """Dot products in float64: queries (Q, E) with vectors (Q, C, E) or (1, C, E) -> (Q, C)."""
+    return np.sum(np.asarray(queries, np.float64)[:, None, :] * np.asarray(vectors, np.float64), axis=-1)
+
+
 def brute_force(queries, gallery, k):
     """queries (Q, E), gallery (N, E) -> (rows (Q, k), scores (Q, k)), k <= N."""
-    g = np.asarray(gallery, np.float64)
+    g = np.asarray(gallery)[None]
+    step = max(1, BLOCK // g.size)
     rows, scores = [], []
-    for i in range(0, len(queries), QUERY_BLOCK):
-        s = np.asarray(queries[i:i + QUERY_BLOCK], np.float64) @ g.T
+    for i in range(0, len(queries), step):
+        s = score(queries[i:i + step], g)
         top = np.argsort(-s, axis=1, kind="stable")[:, :k]
         rows.append(top)
         scores.append(np.take_along_axis(s, top, 1))
@@ -66,10 +74,10 @@ def search(index, queries, k):
 
 
 def _rerank(index, queries, cand, k):
-    """Re-score candidate rows (Q, C) in float64 and sort them by (score desc, row asc)."""
+    """Re-score candidate rows (Q, C) with `score` and sort them by (score desc, row asc)."""
     valid = cand >= 0
     vectors = index.reconstruct_batch(np.where(valid, cand, 0).ravel()).reshape(*cand.shape, -1)
-    scores = np.einsum("qe,qce->qc", queries.astype(np.float64), vectors.astype(np.float64))
+    scores = score(queries, vectors)
     scores[~valid] = -np.inf
     order = np.lexsort((cand, -scores), axis=-1)[:, :k]
     return np.take_along_axis(cand, order, 1), np.take_along_axis(scores, order, 1)
