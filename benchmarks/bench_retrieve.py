@@ -8,7 +8,8 @@ normalised again), queries drawn the same way; ranking by inner product as `retr
 Prints, side by side: build time, queries/s and recall@K of HNSW (at several efSearch)
 against the exact index, whose top K is the ground truth. Both go through
 `zscrgan.search.search` (FAISS candidates re-scored in float64, ties to the lower row),
-and the raw faiss search rate is shown beside it. About 3-4 minutes on 2 cores.
+and the raw faiss search rate is shown beside it. About 6-10 minutes on 2 cores, mostly
+the HNSW build.
 """
 import argparse
 import os
