@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, run_exp_command, run_tool
+from conftest import run_exp_command, run_tool
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,5 @@
 """`zscrgan retrieve`: bad input refused before anything is written; rankings from features,
 a FAISS index, noise files and several samples."""
-import os
 import pickle
 
 import numpy as np
@@ -42,7 +41,9 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(fake_export, case):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(fake_export, case, capsys, monkeypatch):
+    """In process: every check comes before TensorFlow, and a traceback would fail the test."""
+    from zscrgan import cli
     tmp, model = fake_export
     np.save(tmp / "empty.npy", np.zeros((0, I), np.float32))
     np.savez(tmp / "n.npz", eps=np.zeros((3, E + 1), np.float32), z=np.zeros((3, Z), np.float32))
@@ -50,9 +51,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(fake_export, case):
     args = [a.format(tmp=tmp, model=model) for a in args] + ["--out", str(tmp / "r.csv"), "--save_index",
                                                              str(tmp / "i.npz")]
     before = snapshot(tmp)
-    proc = run_tool("retrieve", *args, cwd=tmp, timeout=120)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    monkeypatch.chdir(tmp)
+    status = cli.main(args, prog="zscrgan retrieve", only="retrieve")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
     assert words in lines[0]
     assert snapshot(tmp) == before
 
@@ -115,3 +117,18 @@ def test_seed_noise_file_and_samples(tiny_export, tmp_path):
         assert ",," in outputs[name]  # arrays: gallery_class unknown
     assert outputs["seed"] == outputs["file"] and outputs["seed3"] == outputs["file3"]
     assert outputs["seed"] != outputs["seed3"]
+
+
+@pytest.mark.slow
+def test_dataset_pictures_and_index_of_the_split(tiny_export, tmp_path):
+    """--show and --map from the dataset's split; --save_index of it, then --index with --dataset."""
+    base, model = tiny_export
+    flags = ["--dataset", "TINY", "--datasets_dir", base / "datasets", "--results_dir", tmp_path / "res", "--k", 4]
+    proc = run_tool("retrieve", model, *flags, "--show", tmp_path / "g.png", "--map", tmp_path / "m.png",
+                    "--save_index", tmp_path / "idx.npz", "--out", tmp_path / "a.csv")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "prec_at_4 = " in proc.stdout and "map_at_4 = " in proc.stdout
+    assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "m.png").stat().st_size > 0
+    proc = run_tool("retrieve", model, *flags, "--index", tmp_path / "idx.npz", "--out", tmp_path / "b.csv")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "a.csv").read_text().splitlines()[1:] == (tmp_path / "b.csv").read_text().splitlines()[1:]
