@@ -1,4 +1,4 @@
-"""`zscrgan export`: write a run's checkpoint as a TensorFlow SavedModel (docs/algorithm.md §11.3).
+"""`zscrgan export`: write a run's checkpoint as a TensorFlow SavedModel (docs/algorithm.md §11.5).
 
     python -m zscrgan export --dataset D [--run_name N] [--logs_dir DIR] [--checkpoint best|latest|PATH] --out MODEL_DIR
 

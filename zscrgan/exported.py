@@ -1,4 +1,4 @@
-"""A trained model outside the trainer (docs/algorithm.md §11.3): the SavedModel that
+"""A trained model outside the trainer (docs/algorithm.md §11.5): the SavedModel that
 `zscrgan export` writes and `zscrgan retrieve` reads, and the query noise both draw.
 
 MODEL_DIR holds a TensorFlow SavedModel with two serving signatures and `zscrgan.yml`:

@@ -1,5 +1,5 @@
 """`zscrgan retrieve MODEL_DIR ...`: rank gallery images for text queries with an export
-(docs/algorithm.md §11.3).
+(docs/algorithm.md §11.5).
 
     retrieve MODEL_DIR --dataset D                 the dataset's unseen split; Prec@K, mAP@K, a dump
     retrieve MODEL_DIR --queries Q --gallery G --k K --out RANKING.csv

@@ -1,4 +1,4 @@
-"""Ranking a gallery of embeddings for each query (docs/algorithm.md §11.3): brute force in
+"""Ranking a gallery of embeddings for each query (docs/algorithm.md §11.5): brute force in
 NumPy, or a FAISS index built once and reused.
 
 Every path returns (rows (Q, k), scores (Q, k)): gallery rows best first by the dot product
