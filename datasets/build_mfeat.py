@@ -5,11 +5,15 @@
 DIR (default datasets/sources/uci-mfeat, bundled) holds mfeat-fou.csv (76 Fourier
 coefficients of a digit's contour: the "text" embedding) and mfeat-pix.csv (240 pixel
 averages 0..6: the "image" feature), plain or gzipped (.csv.gz). Row i of both files is the
-same digit. Deterministic: the same CSVs give byte-identical pickles.
+same digit. Deterministic: the same CSVs give byte-identical pickles. Beside them it writes
+thumbnails.npz ({digit as text: uint8 (200, 16, 15) pixel counts 0..6, in the gallery's
+order}), which `zscrgan retrieve --show` draws.
 """
 import argparse
+import io
 import os
 import sys
+import zipfile
 
 import numpy as np
 
@@ -26,6 +30,7 @@ DIGITS = tuple(range(10))
 PER_CLASS = 200
 TEXT_DIM, IMAGE_DIM = 76, 240
 SOURCE = os.path.join(ROOT, "datasets", "sources", "uci-mfeat")
+THUMB_SHAPE = (16, 15)  # the pixel view: 16 rows of 15 pixels per digit
 PIXEL_MAX = 6.0  # pixel averages are counts 0..6; /6 puts images in [0, 1] for the ReLU generator
 
 
@@ -47,6 +52,16 @@ def read_view(path, dim):
     return table[:, :-1], labels
 
 
+def write_npz(path, arrays):
+    """np.savez's format with fixed zip timestamps, so the same arrays give the same bytes."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue(),
+                        compress_type=zipfile.ZIP_DEFLATED)
+
+
 def build(source, out):
     fou, fou_labels = read_view(view_file(source, "fou"), TEXT_DIM)
     pix, pix_labels = read_view(view_file(source, "pix"), IMAGE_DIM)
@@ -63,6 +78,8 @@ def build(source, out):
     test_ids = sorted(UNSEEN)
 
     save_dataset(out, text, images, train_ids, test_ids)
+    write_npz(os.path.join(out, "thumbnails.npz"),
+              {str(d): pix[pix_labels == d].reshape(-1, *THUMB_SHAPE).astype(np.uint8) for d in DIGITS})
     ds = load_dataset(out)  # the writer's output must pass the project's own checks
 
     all_text = np.concatenate(list(ds.text.values()))
@@ -74,7 +91,7 @@ def build(source, out):
     print(f"  text range  [{all_text.min():.6g}, {all_text.max():.6g}]")
     print(f"  image range [{all_images.min():.6g}, {all_images.max():.6g}]")
     for fname in sorted(os.listdir(out)):
-        if fname.endswith(".pkl"):
+        if fname.endswith((".pkl", ".npz")):
             print(f"  {fname}: {os.path.getsize(os.path.join(out, fname))} bytes")
 
 

@@ -62,3 +62,27 @@ def run_exp_command(base, *args, fault=None):
            "--datasets_dir", str(base / "datasets"), "--results_dir", str(base / "res"),
            "--logs_dir", str(base / "logs"), *args]
     return cmd, env
+
+
+def tool_process(tool, *args, cwd=ROOT, timeout=600):
+    """`python -m zscrgan <tool> args...` in a fresh process (the clone on its path): the finished process."""
+    import subprocess
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "zscrgan", tool, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """(base folder, model folder): a 2-round run on TINY (6 images per class) and its export."""
+    import subprocess
+    base = tmp_path_factory.mktemp("export")
+    make_dataset(str(base / "datasets" / "TINY"), n_img=6, n_text=3)
+    cmd, env = run_exp_command(base, "--epochs", "2", *TINY_FLAGS)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(base), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model = base / "model"
+    proc = tool_process("export", "--dataset", "TINY", "--logs_dir", base / "logs", "--results_dir", base / "res",
+                    "--datasets_dir", base / "datasets", "--out", model)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return base, model

@@ -42,6 +42,15 @@ def test_rebuild_is_byte_identical(tmp_path):
     subprocess.run([sys.executable, os.path.join(ROOT, "datasets", "build_mfeat.py"),
                     "--source", SOURCE, "--out", str(out)],
                    check=True, capture_output=True)
-    for fname in FILES:
+    for fname in FILES + ("thumbnails.npz",):
         with open(os.path.join(MFEAT, fname), "rb") as a, open(out / fname, "rb") as b:
             assert a.read() == b.read(), fname
+
+
+def test_thumbnails_are_the_gallery_images(ds):
+    """thumbnails.npz: {digit as text: (200, 16, 15) pixel counts}, row i = image i of the digit."""
+    with np.load(os.path.join(MFEAT, "thumbnails.npz")) as f:
+        assert sorted(f.files, key=int) == [str(d) for d in range(10)]
+        for d in range(10):
+            assert f[str(d)].shape == (200, 16, 15)
+            assert np.allclose(f[str(d)].reshape(200, -1) / 6.0, ds.images[d])

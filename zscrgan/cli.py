@@ -24,6 +24,8 @@ TOOLS = {
     "inspect": ("zscrgan.inspector", "read a retrieval dump or a run's history"),
     "baselines": ("zscrgan.baselines", "ridge, CCA and chance on a dataset's unseen split"),
     "prepare": ("zscrgan.prepare", "write or check a dataset folder"),
+    "export": ("zscrgan.export", "write a run's checkpoint as a SavedModel that TensorFlow alone loads"),
+    "retrieve": ("zscrgan.retrieve", "embed queries and a gallery with an export, rank, index, draw"),
 }
 
 
