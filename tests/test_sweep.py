@@ -1,8 +1,7 @@
 """Sweeps on Ray Tune: checks before Ray starts, a local sweep, a killed driver resumed, failed
 trials retried, a two-node cluster.
 
-The sweeps run the real command (`python -m zscrgan.sweep`, the same as `python -m zscrgan
-sweep`) in subprocesses on tiny datasets, from a folder of their own, with relative paths.
+The sweeps run the real command (`python -m zscrgan sweep`) in subprocesses on tiny datasets, from a folder of their own, with relative paths.
 Every Ray a test starts is stopped by its own handle: the driver's `ray.shutdown()`, the
 session of a killed driver, `cluster.shutdown()`. Faults come from the ZSCRGAN_FAULT hook
 (zscrgan/results.py): a real SIGKILL at a chosen point. Tests of bad input run the tool in
@@ -50,7 +49,7 @@ def env(**extra):
 
 def start_sweep(base, *args, **extra_env):
     """The sweep driver in a session of its own, so that everything it starts can be found."""
-    return subprocess.Popen([sys.executable, "-m", "zscrgan.sweep", *args], cwd=str(base), env=env(**extra_env),
+    return subprocess.Popen([sys.executable, "-m", "zscrgan", "sweep", *args], cwd=str(base), env=env(**extra_env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

@@ -537,7 +537,3 @@ def main(args):
     """sweep: see the module docstring; returns the exit status. Bad input raises BadInput."""
     return run_sweep(args)
 
-
-if __name__ == "__main__":  # the command before `python -m zscrgan sweep`, which it equals
-    from zscrgan import cli
-    sys.exit(cli.main(sys.argv[1:], prog="python -m zscrgan sweep", only="sweep"))
