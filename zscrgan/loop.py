@@ -20,6 +20,7 @@ import time
 
 from easydict import EasyDict
 
+from zscrgan import compile_cache
 from zscrgan import config as config_lib
 from zscrgan import selection
 from zscrgan.checkpointing import CheckpointSlot, restore, round_of
@@ -439,6 +440,7 @@ def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, prog
         prefix = this.checkpoint(checkpoint) if checkpoint else (this.checkpoint("best") or this.checkpoint("latest"))
         if checkpoint in ("best", "latest") and prefix is None:
             raise UsageError(f"--checkpoint {checkpoint}: {this.logs}/{checkpoint} holds no checkpoint")
+    compile_cache.enable()  # before TensorFlow's runtime starts, which reads TF_XLA_FLAGS once
     with held([this.logs, this.results]):
         if eval_only:
             remove_partials([this.results, os.path.join(this.results, "eval")])

@@ -1,0 +1,148 @@
+"""XLA's persistent compile cache: a shape's kernels are compiled once per machine, not per process.
+
+TensorFlow keeps XLA's executables on disk when TF_XLA_FLAGS holds
+--tf_xla_persistent_cache_directory=DIR; it reads the flags when its runtime starts, so
+`enable` must run before that (importing TensorFlow does not start it). The folder:
+
+    ZSCRGAN_COMPILE_CACHE unset      $XDG_CACHE_HOME/zscrgan/xla, else ~/.cache/zscrgan/xla
+    ZSCRGAN_COMPILE_CACHE=DIR        DIR
+    ZSCRGAN_COMPILE_CACHE=off        no cache
+
+each with a sub-folder per TensorFlow version and machine kind (CPU model and features, GPU
+models), so no executable is loaded by another TensorFlow or on a CPU it was not built for.
+A user's own --tf_xla_persistent_cache_directory in TF_XLA_FLAGS wins. The cache changes
+only time: an executable is the compiled HLO, which TensorFlow checks against the traced one.
+"""
+import glob
+import hashlib
+import importlib.metadata
+import os
+import platform
+import sys
+
+ENV = "ZSCRGAN_COMPILE_CACHE"
+FLAG = "--tf_xla_persistent_cache_directory"
+OFF = ("off", "0", "false", "no", "none", "")
+
+
+def root(environ=os.environ):
+    """The cache's top folder, or None when ZSCRGAN_COMPILE_CACHE turns it off."""
+    chosen = environ.get(ENV)
+    if chosen is not None:
+        return None if chosen.strip().lower() in OFF else os.path.abspath(os.path.expanduser(chosen))
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "zscrgan", "xla")
+
+
+def tf_version():
+    """The installed TensorFlow's version, read without importing it."""
+    for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def machine_kind():
+    """`<arch>-<8 hex>`: a digest of the CPU's model and features and the GPUs' models,
+    whatever an executable compiled here may depend on."""
+    facts = [platform.machine(), platform.processor()]
+    try:
+        with open("/proc/cpuinfo") as f:
+            facts += sorted({line.strip() for line in f if line.startswith(("model name", "flags", "Features"))})
+    except OSError:
+        pass
+    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
+        with open(info) as f:
+            facts += [line.strip() for line in f if line.startswith("Model")]
+    return f"{platform.machine() or 'cpu'}-{hashlib.sha1(repr(facts).encode()).hexdigest()[:8]}"
+
+
+def folder(environ=os.environ):
+    """Where this TensorFlow on this machine keeps its executables, or None (cache off)."""
+    top = root(environ)
+    return top and os.path.join(top, f"tf{tf_version()}-{machine_kind()}")
+
+
+def user_folder(flags):
+    """The cache folder a TF_XLA_FLAGS string sets, or None."""
+    for flag in flags.split():
+        if flag.startswith(FLAG + "="):
+            return flag.split("=", 1)[1]
+    return None
+
+
+def is_whole(data):
+    """Whether bytes are one whole protocol-buffer message with field 1 (the entry's key):
+    a truncated or overwritten entry fails, which TensorFlow would die on when loading it."""
+    def varint(i):
+        value, shift = 0, 0
+        while i < len(data) and shift < 64:
+            value |= (data[i] & 0x7F) << shift
+            shift, i = shift + 7, i + 1
+            if data[i - 1] < 0x80:
+                return value, i
+        raise ValueError
+    fields, i = set(), 0
+    try:
+        while i < len(data):
+            tag, i = varint(i)
+            kind = tag & 7
+            if tag >> 3 == 0 or kind not in (0, 1, 2, 5):
+                return False
+            if kind == 0:
+                _, i = varint(i)
+            elif kind == 2:
+                size, i = varint(i)
+                i += size
+            else:
+                i += 8 if kind == 1 else 4
+            fields.add(tag >> 3)
+    except ValueError:
+        return False
+    return i == len(data) and 1 in fields
+
+
+def bad_entries(path):
+    """The cache files in `path` that TensorFlow could not load: unreadable or not whole."""
+    bad = []
+    for entry in sorted(glob.glob(os.path.join(path, "*.pb"))):
+        try:
+            with open(entry, "rb") as f:
+                whole = is_whole(f.read())
+        except OSError:
+            whole = False
+        if not whole:
+            bad.append(entry)
+    return bad
+
+
+def enable(environ=os.environ, err=sys.stderr):
+    """Point XLA at the cache folder (appended to TF_XLA_FLAGS, a user's own folder kept),
+    dropping the entries TensorFlow could not load first. Returns the folder, or None (off,
+    or unusable: then the run compiles without it, as it would have without the cache)."""
+    flags = environ.get("TF_XLA_FLAGS", "")
+    own = user_folder(flags)
+    path = own or folder(environ)
+    if path is None:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise PermissionError(f"no permission to use {path}")
+        bad = bad_entries(path)
+        for entry in bad:
+            os.remove(entry)
+    except OSError as e:
+        if own:
+            environ["TF_XLA_FLAGS"] = " ".join(f for f in flags.split() if not f.startswith(FLAG + "="))
+        print(f"warning: compile cache {path} is unusable ({e.strerror or e}); compiling without it "
+              f"(set {ENV} to another folder, or to off)", file=err)
+        return None
+    if bad:
+        print(f"warning: compile cache: dropped {len(bad)} damaged or unreadable "
+              f"entr{'y' if len(bad) == 1 else 'ies'} from {path}; compiling again", file=err)
+    if not own:
+        environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={path}".strip()
+    return path
