@@ -28,6 +28,9 @@ class ZSCRGAN(tf.Module):
         self.opt_g = RMSProp(self.g_vars, cfg.generator_lr, name="generator_rmsprop")
         self.opt_f = Adam(self.f_vars, cfg.CSEM_lr, name="csem_adam")
         self.sampler = BatchSampler(dataset, cfg.batch_size, self.rng) if dataset else None
+        # Autograph converts only the steps' own loops: the methods they call are marked
+        # do_not_convert (they hold no Python control flow on tensors; draw's loop is written
+        # out), since converting them was most of each process's tracing time.
         self.e_step = tf.function(self._e_step, jit_compile=cfg.jit_compile)
         self.m_step = tf.function(self._m_step, jit_compile=cfg.jit_compile)
 
@@ -75,6 +78,7 @@ class ZSCRGAN(tf.Module):
 
     # --- the three updates (docs/algorithm.md §4) ---------------------------------------
 
+    @tf.autograph.experimental.do_not_convert
     def critic_update(self, v, t, f):
         """One RMSProp step on L_D over the critic, then clip every critic variable.
 
@@ -88,6 +92,7 @@ class ZSCRGAN(tf.Module):
             var.assign(tf.clip_by_value(var, -self.cfg.clip_val, self.cfg.clip_val))
         return d_loss
 
+    @tf.autograph.experimental.do_not_convert
     def generator_update(self, v, t, eps, eps_w, z, z1):
         """One RMSProp step on L_G over CA + G. Returns the losses before the step."""
         with tf.GradientTape() as tape:
@@ -95,6 +100,7 @@ class ZSCRGAN(tf.Module):
         self.opt_g.apply(tape.gradient(out["g_loss"], self.g_vars), self.g_vars)
         return out
 
+    @tf.autograph.experimental.do_not_convert
     def csem_update(self, f, c, fw):
         """One Adam step on L_C over the CSEM; f, fw (B, I) and c (B, E) from the fixed G."""
         with tf.GradientTape() as tape:
@@ -105,6 +111,7 @@ class ZSCRGAN(tf.Module):
 
     # --- compiled steps (docs/algorithm.md §5) ------------------------------------------
 
+    @tf.autograph.experimental.do_not_convert
     def draw(self, n):
         """n batches and their noise, in sampling order: a dict of (n, B, ...) tensors.
 
@@ -113,13 +120,17 @@ class ZSCRGAN(tf.Module):
         B, E, Z = self.cfg.batch_size, self.cfg.embed_dim, self.cfg.z_dim
         vs = tf.TensorArray(tf.float32, size=n, element_shape=[B, self.sampler.images.shape[1]])
         ts = tf.TensorArray(tf.float32, size=n, element_shape=[B, self.sampler.texts.shape[1]])
-        for i in tf.range(n):
+
+        def one_batch(i, ts, vs):
             v, t, _ = self.sampler.sample()
-            vs, ts = vs.write(i, v), ts.write(i, t)
+            return i + 1, ts.write(i, t), vs.write(i, v)
+
+        _, ts, vs = tf.while_loop(lambda i, *_: i < n, one_batch, (0, ts, vs), maximum_iterations=n)
         return {"v": vs.stack(), "t": ts.stack(),
                 "eps": self.rng.truncated_normal([n, B, E]), "eps_w": self.rng.truncated_normal([n, B, E]),
                 "z": self.rng.normal([n, B, Z]), "z1": self.rng.normal([n, B, Z])}
 
+    @tf.autograph.experimental.do_not_convert
     def generate_many(self, t, eps, z):
         """`generate` over n batches at once: t (n, B, T) -> f (n, B, I), c (n, B, E)."""
         n, B = tf.shape(t)[0], tf.shape(t)[1]
