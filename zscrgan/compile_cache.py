@@ -73,35 +73,38 @@ def user_folder(flags):
     return None
 
 
-def is_whole(data):
-    """Whether bytes are one whole protocol-buffer message with field 1 (the entry's key):
-    a truncated or overwritten entry fails, which TensorFlow would die on when loading it."""
-    def varint(i):
-        value, shift = 0, 0
-        while i < len(data) and shift < 64:
-            value |= (data[i] & 0x7F) << shift
-            shift, i = shift + 7, i + 1
-            if data[i - 1] < 0x80:
-                return value, i
+def is_whole(f):
+    """Whether a binary file holds one whole protocol-buffer message with field 1 (the entry's
+    key): a truncated or overwritten entry fails, which TensorFlow would die on when loading
+    it. Reads only the fields' tags and lengths."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(0)
+
+    def varint():
+        value = 0
+        for shift in range(0, 64, 7):
+            byte = f.read(1)
+            if not byte:
+                raise ValueError
+            value |= (byte[0] & 0x7F) << shift
+            if byte[0] < 0x80:
+                return value
         raise ValueError
-    fields, i = set(), 0
+
+    fields = set()
     try:
-        while i < len(data):
-            tag, i = varint(i)
-            kind = tag & 7
+        while f.tell() < size:
+            tag = varint()
+            kind, skip = tag & 7, {0: 0, 1: 8, 5: 4}.get(tag & 7)
             if tag >> 3 == 0 or kind not in (0, 1, 2, 5):
                 return False
             if kind == 0:
-                _, i = varint(i)
-            elif kind == 2:
-                size, i = varint(i)
-                i += size
-            else:
-                i += 8 if kind == 1 else 4
+                varint()
+            f.seek(varint() if kind == 2 else skip, os.SEEK_CUR)
             fields.add(tag >> 3)
     except ValueError:
         return False
-    return i == len(data) and 1 in fields
+    return f.tell() == size and 1 in fields
 
 
 def bad_entries(path):
@@ -110,7 +113,7 @@ def bad_entries(path):
     for entry in sorted(glob.glob(os.path.join(path, "*.pb"))):
         try:
             with open(entry, "rb") as f:
-                whole = is_whole(f.read())
+                whole = is_whole(f)
         except OSError:
             whole = False
         if not whole:
