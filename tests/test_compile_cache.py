@@ -78,6 +78,19 @@ def test_an_unusable_folder_means_no_cache_and_one_line(tmp_path):
     assert len(err.getvalue().splitlines()) == 1 and "compiling without it" in err.getvalue()
 
 
+def test_a_failure_to_load_empties_the_cache_and_other_failures_are_left_alone(tmp_path):
+    (tmp_path / "a.pb").write_bytes(ENTRY)
+    env = {"TF_XLA_FLAGS": f"{compile_cache.FLAG}={tmp_path}"}
+    other = RuntimeError("OOM when allocating tensor [Op:__inference__e_step_7]")
+    assert compile_cache.drop_after_failure(other, env) is None and (tmp_path / "a.pb").exists()
+    failed = RuntimeError("Failed to parse serialized CpuAotCompilationResult. [Op:__inference__e_step_7]")
+    assert compile_cache.drop_after_failure(failed, {}) is None and (tmp_path / "a.pb").exists()
+    said = compile_cache.drop_after_failure(failed, env)
+    assert said == (f"warning: compile cache: an entry in {tmp_path} could not be loaded (Failed to parse "
+                    "serialized CpuAotCompilationResult.); emptied it, compiling again")
+    assert not (tmp_path / "a.pb").exists()
+
+
 # --------------------------------------------------------------------------- end to end
 
 TIMING = {"e_step_s", "m_step_s", "eval_s"}
@@ -114,12 +127,41 @@ def test_a_run_with_the_cache_cold_warm_or_damaged_equals_one_without(tmp_path):
     warm, err = train(base("warm"), cache)
     assert "compile cache" not in err
     assert cold == off and warm == off
-    for entry in entries:  # TensorFlow alone dies on these in the first E-step (OutOfRangeError)
-        os.truncate(entry, 100)
+    # TensorFlow alone dies on both in the first E-step: a truncated entry (OutOfRangeError),
+    # caught before TensorFlow starts, and a whole one whose executable is damaged (InternalError),
+    # caught when XLA fails to load it.
+    cut, broken = sorted(entries)
+    os.truncate(cut, 100)
+    damage_executable(broken)
     damaged, err = train(base("damaged"), cache)
     assert damaged == off
     said = [line for line in err.splitlines() if "compile cache" in line]
-    assert len(said) == 1 and os.path.dirname(entries[0]) in said[0]
-    assert said[0].startswith(f"warning: compile cache: dropped {len(entries)} damaged or unreadable entr")
-    assert sorted(glob.glob(os.path.join(cache, "*", "*.pb"))) == sorted(entries)  # written again, whole
-    assert not compile_cache.bad_entries(os.path.dirname(entries[0]))
+    folder = os.path.dirname(cut)
+    assert said == [f"warning: compile cache: dropped 1 damaged or unreadable entry from {folder}; compiling again",
+                    said[1]] and said[1].startswith(f"warning: compile cache: an entry in {folder} could not be loaded")
+    assert said[1].endswith("emptied it, compiling again")
+    assert len(glob.glob(os.path.join(folder, "*.pb"))) == len(entries)  # written again, whole
+    assert not compile_cache.bad_entries(folder)
+
+
+def damage_executable(path):
+    """Overwrite the executable (field 3) of a cache entry with zeros, keeping its length."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    i = 0
+    while i < len(data):
+        tag, i = varint(data, i)
+        size, i = varint(data, i)
+        if tag >> 3 == 3:
+            data[i:i + size] = bytes(size)
+        i += size
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def varint(data, i):
+    value, shift = 0, 0
+    while True:
+        value, shift, i = value | (data[i] & 0x7F) << shift, shift + 7, i + 1
+        if data[i - 1] < 0x80:
+            return value, i

@@ -18,11 +18,14 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 
 ENV = "ZSCRGAN_COMPILE_CACHE"
 FLAG = "--tf_xla_persistent_cache_directory"
 OFF = ("off", "0", "false", "no", "none", "")
+# What TensorFlow (2.21) says when an entry cannot be loaded: truncated, or its executable damaged.
+LOAD_FAILURE = re.compile(r"Read less bytes than requested|Failed to parse serialized|deserializ", re.I)
 
 
 def root(environ=os.environ):
@@ -149,3 +152,19 @@ def enable(environ=os.environ, err=sys.stderr):
     if not own:
         environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={path}".strip()
     return path
+
+
+def drop_after_failure(error, environ=os.environ):
+    """After a compiled call failed with `error`: if it is XLA failing to load a cache entry,
+    delete the cache folder's entries (which one failed is not known) and return the one line
+    that says so; otherwise None."""
+    path = user_folder(environ.get("TF_XLA_FLAGS", ""))
+    message = str(getattr(error, "message", error)).split(" [Op:")[0].strip()
+    if not path or not LOAD_FAILURE.search(message):
+        return None
+    for entry in glob.glob(os.path.join(path, "*.pb")):
+        try:
+            os.remove(entry)
+        except OSError:
+            pass
+    return f"warning: compile cache: an entry in {path} could not be loaded ({message}); emptied it, compiling again"

@@ -28,11 +28,16 @@ class ZSCRGAN(tf.Module):
         self.opt_g = RMSProp(self.g_vars, cfg.generator_lr, name="generator_rmsprop")
         self.opt_f = Adam(self.f_vars, cfg.CSEM_lr, name="csem_adam")
         self.sampler = BatchSampler(dataset, cfg.batch_size, self.rng) if dataset else None
+        self.new_steps()
+
+    def new_steps(self):
+        """(Re)make the compiled `e_step` and `m_step`: traced at their next call, then compiled
+        or loaded from XLA's compile cache (zscrgan/compile_cache.py)."""
         # Autograph converts only the steps' own loops: the methods they call are marked
         # do_not_convert (they hold no Python control flow on tensors; draw's loop is written
         # out), since converting them was most of each process's tracing time.
-        self.e_step = tf.function(self._e_step, jit_compile=cfg.jit_compile)
-        self.m_step = tf.function(self._m_step, jit_compile=cfg.jit_compile)
+        self.e_step = tf.function(self._e_step, jit_compile=self.cfg.jit_compile)
+        self.m_step = tf.function(self._m_step, jit_compile=self.cfg.jit_compile)
 
     # --- one batch -------------------------------------------------------------------
 
