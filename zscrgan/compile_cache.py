@@ -98,12 +98,13 @@ def is_whole(f):
     try:
         while f.tell() < size:
             tag = varint()
-            kind, skip = tag & 7, {0: 0, 1: 8, 5: 4}.get(tag & 7)
+            kind = tag & 7  # wire types: 0 varint, 1 fixed 8 bytes, 2 length + bytes, 5 fixed 4 bytes
             if tag >> 3 == 0 or kind not in (0, 1, 2, 5):
                 return False
             if kind == 0:
                 varint()
-            f.seek(varint() if kind == 2 else skip, os.SEEK_CUR)
+            else:
+                f.seek(varint() if kind == 2 else {1: 8, 5: 4}[kind], os.SEEK_CUR)
             fields.add(tag >> 3)
     except ValueError:
         return False
