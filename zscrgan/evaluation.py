@@ -129,7 +129,7 @@ class Evaluator:
         self.embed_dim = nets.generator.embed_dim
         self.z_dim = nets.generator.g1.kernel.shape[0] - self.embed_dim
 
-    @tf.function
+    @tf.function(autograph=False)  # nothing to convert; converting was most of the first evaluation
     def _embed_queries(self, t):
         """F(G(c2, z)) for texts t (n, T), c2 from CA with fresh eps, fresh z (docs/algorithm.md §7)."""
         n = tf.shape(t)[0]
@@ -138,7 +138,7 @@ class Evaluator:
         c, _, _ = self.nets.generator.condition(t, eps)
         return l2_normalize(self.nets.csem(self.nets.generator(c, z)))
 
-    @tf.function
+    @tf.function(autograph=False)
     def _embed_gallery(self, v):
         return l2_normalize(self.nets.csem(v))
 

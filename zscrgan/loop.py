@@ -20,6 +20,7 @@ import time
 
 from easydict import EasyDict
 
+from zscrgan import compile_cache
 from zscrgan import config as config_lib
 from zscrgan import selection
 from zscrgan.checkpointing import CheckpointSlot, restore, round_of
@@ -172,6 +173,23 @@ def weights_finite(groups):
             for kind, variables in groups.items()}
 
 
+def compiled(model, step, *args):
+    """model.<step>(*args), where step is e_step or m_step. When XLA cannot load the step from
+    the compile cache (an entry damaged in a way only loading shows), the cache is emptied and
+    the step traced and compiled again: loading fails before the step runs, so nothing changed."""
+    import tensorflow as tf
+    from tqdm import tqdm
+    try:
+        return getattr(model, step)(*args)
+    except tf.errors.OpError as e:
+        said = compile_cache.drop_after_failure(e)
+        if not said:
+            raise
+    tqdm.write(said, file=sys.stderr)
+    model.new_steps()
+    return getattr(model, step)(*args)
+
+
 def run_round(r, model, evaluator, steps, val_evaluator=None):
     """One round: E-step, M-step, evaluation. Returns (metrics, losses, timings, records).
 
@@ -180,14 +198,14 @@ def run_round(r, model, evaluator, steps, val_evaluator=None):
     """
     e_steps, n_critic, m_steps = steps
     t0 = time.perf_counter()
-    e_out = {k: float(v) for k, v in model.e_step(e_steps, n_critic).items()}
+    e_out = {k: float(v) for k, v in compiled(model, "e_step", e_steps, n_critic).items()}
     check_finite(r, "E-step", {("critic", "d_loss"): e_out["d_loss"],
                                ("generator", "g_loss"): e_out["g_loss"],
                                ("generator", "kl_loss"): e_out["kl_loss"]},
                  weights_finite({"critic": model.d_vars, "generator": model.g_vars}))
     fault_point("after_e_step")
     t1 = time.perf_counter()
-    m_out = {k: float(v) for k, v in model.m_step(m_steps).items()}
+    m_out = {k: float(v) for k, v in compiled(model, "m_step", m_steps).items()}
     check_finite(r, "M-step", {("CSEM", "csem_loss"): m_out["csem_loss"]},
                  weights_finite({"CSEM": model.f_vars}))
     t2 = time.perf_counter()
@@ -439,6 +457,7 @@ def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, prog
         prefix = this.checkpoint(checkpoint) if checkpoint else (this.checkpoint("best") or this.checkpoint("latest"))
         if checkpoint in ("best", "latest") and prefix is None:
             raise UsageError(f"--checkpoint {checkpoint}: {this.logs}/{checkpoint} holds no checkpoint")
+    compile_cache.enable()  # before TensorFlow's runtime starts, which reads TF_XLA_FLAGS once
     with held([this.logs, this.results]):
         if eval_only:
             remove_partials([this.results, os.path.join(this.results, "eval")])

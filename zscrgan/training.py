@@ -12,6 +12,22 @@ from zscrgan.optimizers import Adam, RMSProp
 from zscrgan.sampler import BatchSampler
 
 
+def loop(n, body, *values):
+    """`for i in range(n): values = body(i, *values)` inside a compiled step, as one
+    tf.while_loop; returns the final values (a tuple).
+
+    The unused tf.range(n) keeps what autograph's `for i in tf.range(n)` gave: XLA takes n as
+    a compile-time constant (so the steps divide their loss sums by constants), and the
+    kernels compile to the same HLO as before, number for number.
+    """
+    def step(i, *values):
+        values = body(i, *values)
+        return (i + 1, *values)
+
+    tf.range(n)
+    return tf.while_loop(lambda i, *_: i < n, step, (tf.constant(0), *values), maximum_iterations=n)[1:]
+
+
 class ZSCRGAN(tf.Module):
     """Networks, their optimizers, the batch sampler and the random generator of one run."""
 
@@ -28,8 +44,15 @@ class ZSCRGAN(tf.Module):
         self.opt_g = RMSProp(self.g_vars, cfg.generator_lr, name="generator_rmsprop")
         self.opt_f = Adam(self.f_vars, cfg.CSEM_lr, name="csem_adam")
         self.sampler = BatchSampler(dataset, cfg.batch_size, self.rng) if dataset else None
-        self.e_step = tf.function(self._e_step, jit_compile=cfg.jit_compile)
-        self.m_step = tf.function(self._m_step, jit_compile=cfg.jit_compile)
+        self.new_steps()
+
+    def new_steps(self):
+        """(Re)make the compiled `e_step` and `m_step`: traced at their next call, then compiled
+        or loaded from XLA's compile cache (zscrgan/compile_cache.py)."""
+        # Without autograph (the loops are written out with `loop`): converting the ~90
+        # functions the steps call was most of their tracing time, in every process.
+        self.e_step = tf.function(self._e_step, jit_compile=self.cfg.jit_compile, autograph=False)
+        self.m_step = tf.function(self._m_step, jit_compile=self.cfg.jit_compile, autograph=False)
 
     # --- one batch -------------------------------------------------------------------
 
@@ -113,9 +136,12 @@ class ZSCRGAN(tf.Module):
         B, E, Z = self.cfg.batch_size, self.cfg.embed_dim, self.cfg.z_dim
         vs = tf.TensorArray(tf.float32, size=n, element_shape=[B, self.sampler.images.shape[1]])
         ts = tf.TensorArray(tf.float32, size=n, element_shape=[B, self.sampler.texts.shape[1]])
-        for i in tf.range(n):
+
+        def one_batch(i, ts, vs):
             v, t, _ = self.sampler.sample()
-            vs, ts = vs.write(i, v), ts.write(i, t)
+            return ts.write(i, t), vs.write(i, v)
+
+        ts, vs = loop(n, one_batch, ts, vs)
         return {"v": vs.stack(), "t": ts.stack(),
                 "eps": self.rng.truncated_normal([n, B, E]), "eps_w": self.rng.truncated_normal([n, B, E]),
                 "z": self.rng.normal([n, B, Z]), "z1": self.rng.normal([n, B, Z])}
@@ -133,16 +159,16 @@ class ZSCRGAN(tf.Module):
         G is fixed during an iteration's critic updates, so their n_critic generator
         passes run as one (n_critic x B)-row pass.
         """
-        d_sum, g_sum, kl_sum = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
-        for _ in tf.range(e_steps):
+        def iteration(i, d_sum, g_sum, kl_sum):
             x = self.draw(n_critic)
             f, _ = self.generate_many(x["t"], x["eps"], x["z"])
-            for j in tf.range(n_critic):
-                d_sum += self.critic_update(x["v"][j], x["t"][j], f[j])
+            critic = lambda j, d_sum: (d_sum + self.critic_update(x["v"][j], x["t"][j], f[j]),)
+            d_sum, = loop(n_critic, critic, d_sum)
             x = self.draw(1)
             out = self.generator_update(*(x[k][0] for k in ("v", "t", "eps", "eps_w", "z", "z1")))
-            g_sum += out["g_loss"]
-            kl_sum += out["kl_loss"]
+            return d_sum, g_sum + out["g_loss"], kl_sum + out["kl_loss"]
+
+        d_sum, g_sum, kl_sum = loop(e_steps, iteration, tf.constant(0.0), tf.constant(0.0), tf.constant(0.0))
         n_g = tf.cast(tf.maximum(e_steps, 1), tf.float32)
         return {"d_loss": d_sum / (n_g * tf.cast(n_critic, tf.float32)),
                 "g_loss": g_sum / n_g, "kl_loss": kl_sum / n_g}
@@ -160,7 +186,5 @@ class ZSCRGAN(tf.Module):
         # while loop as the same rows; indexing only the leading axis is read correctly.
         f, fw = tf.split(f, 2, axis=1)
         c = tf.split(c, 2, axis=1)[0]
-        total = tf.constant(0.0)
-        for j in tf.range(m_steps):
-            total += self.csem_update(f[j], c[j], fw[j])
+        total, = loop(m_steps, lambda j, total: (total + self.csem_update(f[j], c[j], fw[j]),), tf.constant(0.0))
         return {"csem_loss": total / tf.cast(tf.maximum(m_steps, 1), tf.float32)}

@@ -1,0 +1,131 @@
+"""XLA's persistent compile cache: a run's first round without it, with it cold, with it warm.
+
+    python benchmarks/bench_compile_cache.py [--dataset MFEAT] [--epochs 3]
+
+Each case is a fresh `run_exp.py` process timed end to end, side by side in one run of the
+bench, with its own cache folder (ZSCRGAN_COMPILE_CACHE; "warm" reuses the folder "cold"
+filled). Prints per case the wall time and the first round's E+M time against a steady
+round's (round 3 of history.csv), checks that the three runs wrote the same history (minus
+timings), dumps and checkpoints, then where a process's start goes (a second fresh process
+per case: TensorFlow import, data, building the model, tracing each step, its first call,
+which compiles or loads, and a steady call). Prints one JSON line.
+"""
+import argparse
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMING = ("e_step_s", "m_step_s", "eval_s")
+CASES = ("no cache", "cold cache", "warm cache")
+
+
+def fresh_run(dataset, epochs, folder, cache):
+    """Wall seconds of one run_exp.py process; its outputs in `folder`."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", ZSCRGAN_COMPILE_CACHE=cache)
+    env.pop("TF_XLA_FLAGS", None)
+    cmd = [sys.executable, os.path.join(ROOT, "run_exp.py"), "--dataset", dataset, "--epochs", str(epochs),
+           "--logs_dir", os.path.join(folder, "logs"), "--results_dir", os.path.join(folder, "res")]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def outputs(folder, dataset):
+    """(history rows without timings, {file: bytes} of dumps and checkpoints), and the rows' timings."""
+    logs = os.path.join(folder, "logs", f"{dataset}_logs")
+    with open(os.path.join(logs, "history.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    files = sorted(glob.glob(os.path.join(folder, "res", "*", "*.pkl")) + glob.glob(os.path.join(logs, "latest", "*"))
+                   + glob.glob(os.path.join(logs, "best", "*")))
+    same = ([{k: v for k, v in r.items() if k not in TIMING} for r in rows],
+            {os.path.relpath(p, folder): open(p, "rb").read() for p in files})
+    return same, [{k: float(r[k]) for k in TIMING} for r in rows]
+
+
+def phases(dataset):
+    """In this process: seconds of each part of a run's start (printed as one JSON line)."""
+    t0 = time.perf_counter()
+    sys.path.insert(0, ROOT)
+    from zscrgan import compile_cache, loop
+    from zscrgan.config import load_config
+    compile_cache.enable()
+    import tensorflow as tf
+    t = {"import_s": time.perf_counter() - t0}
+    mark = time.perf_counter()
+
+    def lap(name):
+        nonlocal mark
+        now = time.perf_counter()
+        t[name], mark = now - mark, now
+
+    cfg = load_config(flags={"dataset": dataset})
+    data = loop.load_checked_dataset(cfg)
+    lap("data_s")
+    model, evaluator, _ = loop.build(cfg, data)
+    e, n, m = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
+    lap("build_s")
+    model.e_step.get_concrete_function(e, n)
+    lap("trace_e_s")
+    model.m_step.get_concrete_function(m)
+    lap("trace_m_s")
+    for call in ("first", "steady"):
+        float(model.e_step(e, n)["d_loss"])
+        lap(f"{call}_e_s")
+        float(model.m_step(m)["csem_loss"])
+        lap(f"{call}_m_s")
+    print(json.dumps(t))
+
+
+def fresh_phases(dataset, cache):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", ZSCRGAN_COMPILE_CACHE=cache)
+    env.pop("TF_XLA_FLAGS", None)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--phases", "--dataset", dataset],
+                         cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+    t = json.loads(out.strip().splitlines()[-1])
+    t["process_s"] = time.perf_counter() - t0 - sum(t.values())  # interpreter start and exit
+    return t
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="MFEAT")
+    parser.add_argument("--epochs", type=int, default=3, help="rounds per run (at least 3)")
+    parser.add_argument("--phases", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phases:
+        return phases(args.dataset)
+    results, same, starts = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CASES:
+            cache = "off" if case == "no cache" else os.path.join(tmp, "xla")
+            wall = fresh_run(args.dataset, args.epochs, os.path.join(tmp, case.replace(" ", "_")), cache)
+            same[case], rounds = outputs(os.path.join(tmp, case.replace(" ", "_")), args.dataset)
+            first, steady = (rounds[i]["e_step_s"] + rounds[i]["m_step_s"] for i in (0, 2))
+            results[case] = {"wall_s": wall, "first_round_s": first, "steady_round_s": steady,
+                             "ratio": first / steady}
+        for case in CASES:
+            cache = "off" if case == "no cache" else os.path.join(tmp, "xla_phases")
+            starts[case] = fresh_phases(args.dataset, cache)
+    identical = same["cold cache"] == same["no cache"] == same["warm cache"]
+    print(f"{args.dataset}, {args.epochs} rounds per run, each a fresh process")
+    print(f"{'case':<12} {'wall s':>7} {'round 1 E+M s':>14} {'round 3 E+M s':>14} {'round 1 / round 3':>18}")
+    for case, r in results.items():
+        print(f"{case:<12} {r['wall_s']:7.1f} {r['first_round_s']:14.2f} {r['steady_round_s']:14.2f} "
+              f"{r['ratio']:18.1f}")
+    print(f"history (minus timings), dumps and checkpoints identical in the three: {identical}")
+    names = list(next(iter(starts.values())))
+    print("\nwhere a process's start goes (s): " + ", ".join(names))
+    for case, t in starts.items():
+        print(f"{case:<12} " + " ".join(f"{t[k]:6.2f}" for k in names))
+    print(json.dumps({"runs": results, "identical": identical, "start": starts}))
+
+
+if __name__ == "__main__":
+    main()
