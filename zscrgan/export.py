@@ -51,9 +51,10 @@ def _check_out(out):
 
 def main(args):
     """export: restore, save to a staging folder, check it against the Evaluator, move it into place."""
-    from zscrgan import loop
+    from zscrgan import compile_cache, loop
     from zscrgan.checkpointing import restore
 
+    compile_cache.enable()  # the Evaluator's kernels compile as a run's do
     _check_out(args.out)
     run, cfg, prefix = _run_config(args)
     dataset = loop.load_checked_dataset(cfg)
