@@ -12,7 +12,7 @@ from zscrgan.optimizers import Adam, RMSProp
 from zscrgan.sampler import BatchSampler
 
 
-def loop(n, body, *values):
+def repeat(n, body, *values):
     """`for i in range(n): values = body(i, *values)` inside a compiled step, as one
     tf.while_loop; returns the final values (a tuple).
 
@@ -49,7 +49,7 @@ class ZSCRGAN(tf.Module):
     def new_steps(self):
         """(Re)make the compiled `e_step` and `m_step`: traced at their next call, then compiled
         or loaded from XLA's compile cache (zscrgan/compile_cache.py)."""
-        # Without autograph (the loops are written out with `loop`): converting the ~90
+        # Without autograph (the loops are written out with `repeat`): converting the ~90
         # functions the steps call was most of their tracing time, in every process.
         self.e_step = tf.function(self._e_step, jit_compile=self.cfg.jit_compile, autograph=False)
         self.m_step = tf.function(self._m_step, jit_compile=self.cfg.jit_compile, autograph=False)
@@ -141,7 +141,7 @@ class ZSCRGAN(tf.Module):
             v, t, _ = self.sampler.sample()
             return ts.write(i, t), vs.write(i, v)
 
-        ts, vs = loop(n, one_batch, ts, vs)
+        ts, vs = repeat(n, one_batch, ts, vs)
         return {"v": vs.stack(), "t": ts.stack(),
                 "eps": self.rng.truncated_normal([n, B, E]), "eps_w": self.rng.truncated_normal([n, B, E]),
                 "z": self.rng.normal([n, B, Z]), "z1": self.rng.normal([n, B, Z])}
@@ -163,12 +163,12 @@ class ZSCRGAN(tf.Module):
             x = self.draw(n_critic)
             f, _ = self.generate_many(x["t"], x["eps"], x["z"])
             critic = lambda j, d_sum: (d_sum + self.critic_update(x["v"][j], x["t"][j], f[j]),)
-            d_sum, = loop(n_critic, critic, d_sum)
+            d_sum, = repeat(n_critic, critic, d_sum)
             x = self.draw(1)
             out = self.generator_update(*(x[k][0] for k in ("v", "t", "eps", "eps_w", "z", "z1")))
             return d_sum, g_sum + out["g_loss"], kl_sum + out["kl_loss"]
 
-        d_sum, g_sum, kl_sum = loop(e_steps, iteration, tf.constant(0.0), tf.constant(0.0), tf.constant(0.0))
+        d_sum, g_sum, kl_sum = repeat(e_steps, iteration, tf.constant(0.0), tf.constant(0.0), tf.constant(0.0))
         n_g = tf.cast(tf.maximum(e_steps, 1), tf.float32)
         return {"d_loss": d_sum / (n_g * tf.cast(n_critic, tf.float32)),
                 "g_loss": g_sum / n_g, "kl_loss": kl_sum / n_g}
@@ -186,5 +186,5 @@ class ZSCRGAN(tf.Module):
         # while loop as the same rows; indexing only the leading axis is read correctly.
         f, fw = tf.split(f, 2, axis=1)
         c = tf.split(c, 2, axis=1)[0]
-        total, = loop(m_steps, lambda j, total: (total + self.csem_update(f[j], c[j], fw[j]),), tf.constant(0.0))
+        total, = repeat(m_steps, lambda j, total: (total + self.csem_update(f[j], c[j], fw[j]),), tf.constant(0.0))
         return {"csem_loss": total / tf.cast(tf.maximum(m_steps, 1), tf.float32)}
