@@ -72,7 +72,7 @@ def main():
         with open(os.path.join(work, "sweep.yml"), "w") as f:
             json.dump({"datasets": ["MFEAT"], "seeds": seeds, "set": {"epochs": args.epochs, "datasets_dir": datasets},
                        "resources": {"cpus": 1, "gpus": 0}}, f)
-        t_sweep = timed([sys.executable, "-m", "zscrgan.sweep", "sweep.yml", "--out", "sweep",
+        t_sweep = timed([sys.executable, "-m", "zscrgan", "sweep", "sweep.yml", "--out", "sweep",
                          "--max_concurrent", "2"], work)
 
         seq_stats = run_stats(os.path.join(seq, "logs", "MFEAT_logs"))

@@ -44,3 +44,9 @@ def test_pyproject_has_the_pins_of_requirements_txt():
     declared = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
     assert declared == pins
     assert project["scripts"]["zscrgan"] == "zscrgan.cli:console"
+
+
+@pytest.mark.parametrize("tool", ["sweep", "report", "baselines", "prepare"])
+def test_the_module_commands_of_earlier_versions_still_work(tool):
+    code, _, err = command("-m", f"zscrgan.{tool}", "--no_such_flag")
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: python -m zscrgan {tool}: "), err

@@ -194,3 +194,8 @@ def main(args):
     header, rows = run(dataset, zscrgan_run, k, args.seed, args.alpha, args.cca_dim, args.max_pairs)
     print(format_table(header, rows, k))
     return 0
+
+
+if __name__ == "__main__":  # the command of earlier versions
+    from zscrgan.cli import forward
+    forward("baselines")

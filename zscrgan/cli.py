@@ -122,3 +122,8 @@ def _fail(error, status):
 def console():
     """The `zscrgan` console script."""
     sys.exit(main())
+
+
+def forward(tool):
+    """`python -m zscrgan.<tool> ...`, the command of earlier versions: the same as `python -m zscrgan <tool> ...`."""
+    sys.exit(main(sys.argv[1:], prog=f"python -m zscrgan {tool}", only=tool))

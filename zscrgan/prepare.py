@@ -477,3 +477,8 @@ def main(args):
     print(f"train with: python run_exp.py --dataset {os.path.basename(os.path.normpath(args.out))}{flag}")
     return 0
 
+
+
+if __name__ == "__main__":  # the command of earlier versions
+    from zscrgan.cli import forward
+    forward("prepare")

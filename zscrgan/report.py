@@ -475,3 +475,8 @@ def main(args):
     print(f"\nwrote {', '.join(os.path.join(args.dir, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
           f"and {os.path.join(args.dir, 'plots')}/")
     return 0
+
+
+if __name__ == "__main__":  # the command of earlier versions
+    from zscrgan.cli import forward
+    forward("report")

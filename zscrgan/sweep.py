@@ -537,3 +537,7 @@ def main(args):
     """sweep: see the module docstring; returns the exit status. Bad input raises BadInput."""
     return run_sweep(args)
 
+
+if __name__ == "__main__":  # the command of earlier versions
+    from zscrgan.cli import forward
+    forward("sweep")
