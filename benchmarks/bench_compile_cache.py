@@ -1,6 +1,6 @@
 """XLA's persistent compile cache: a run's first round without it, with it cold, with it warm.
 
-    python benchmarks/bench_compile_cache.py [--dataset MFEAT] [--epochs 3]
+    python -m benchmarks.bench_compile_cache [--dataset MFEAT] [--epochs 3]
 
 Each case is a fresh `run_exp.py` process timed end to end, side by side in one run of the
 bench, with its own cache folder (ZSCRGAN_COMPILE_CACHE; "warm" reuses the folder "cold"
@@ -51,7 +51,6 @@ def outputs(folder, dataset):
 def phases(dataset):
     """In this process: seconds of each part of a run's start (printed as one JSON line)."""
     t0 = time.perf_counter()
-    sys.path.insert(0, ROOT)
     from zscrgan import compile_cache, loop
     from zscrgan.config import load_config
     compile_cache.enable()
@@ -86,7 +85,7 @@ def fresh_phases(dataset, cache):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", ZSCRGAN_COMPILE_CACHE=cache)
     env.pop("TF_XLA_FLAGS", None)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--phases", "--dataset", dataset],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_compile_cache", "--phases", "--dataset", dataset],
                          cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     t = json.loads(out.strip().splitlines()[-1])
     t["process_s"] = time.perf_counter() - t0 - sum(t.values())  # interpreter start and exit

@@ -1,6 +1,6 @@
 """FAISS search of a large gallery: HNSW against the exact index (`retrieve --approximate`).
 
-    python benchmarks/bench_retrieve.py [--n 1000000] [--dim 128] [--queries 1000] [--k 50]
+    python -m benchmarks.bench_retrieve [--n 1000000] [--dim 128] [--queries 1000] [--k 50]
 
 The gallery is synthetic: --n L2-normalised vectors of --dim (128, the demo's embed_dim)
 around 1,000 random class centres (normalised centre + N(0, 0.5^2 / dim) per coordinate,
@@ -18,8 +18,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from zscrgan import search  # noqa: E402
+from zscrgan import search
 
 
 def clustered(n, dim, centres, rng):

@@ -1,6 +1,6 @@
 """What `retrieve --samples S` does to Prec@K, and its spread over noise and training seeds.
 
-    python benchmarks/retrieve_samples.py --logs_dir DIR --runs s0,s1,s2,s3,s4 [--dataset MFEAT]
+    python -m benchmarks.retrieve_samples --logs_dir DIR --runs s0,s1,s2,s3,s4 [--dataset MFEAT]
 
 Each named run (trained before, e.g. `python run_exp.py --dataset MFEAT --epochs 20 --run_name s0
 --seed 0 --logs_dir DIR`) is exported (its best checkpoint, to DIR/<run>_export unless there)
@@ -14,11 +14,10 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from zscrgan import cli, exported, search  # noqa: E402
-from zscrgan.data import dataset_folder, load_dataset  # noqa: E402
-from zscrgan.evaluation import eval_split, prec_at_k  # noqa: E402
+from zscrgan import cli, exported, search
+from zscrgan.data import dataset_folder, load_dataset
+from zscrgan.evaluation import eval_split, prec_at_k
 
 SAMPLES, NOISE_SEEDS = (1, 5, 20), range(5)
 
