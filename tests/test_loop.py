@@ -25,8 +25,8 @@ def scripted(test, val=None):
 
 def train(tmp_path, monkeypatch, test, val=None, **cfg):
     monkeypatch.setattr(loop, "run_round", scripted(test, val))
-    cfg = tiny_config(datasets_dir=str(tmp_path / "datasets"), logs_dir=str(tmp_path / "logs"),
-                      results_dir=str(tmp_path / "res"), epochs=len(test), **cfg)
+    cfg = tiny_config(**{"datasets_dir": str(tmp_path / "datasets"), "logs_dir": str(tmp_path / "logs"),
+                         "results_dir": str(tmp_path / "res"), "epochs": len(test), **cfg})
     summary = loop.run(cfg, progress=False)
     return summary, Run.of(cfg)
 
@@ -64,22 +64,45 @@ def test_select_val_picks_on_validation_and_dumps_the_test_retrieval(tmp_path, m
     assert dumps(run) == ["acc0.2.pkl", "acc0.6.pkl"] and run.selected_dump().endswith("acc0.2.pkl")
 
 
-def test_a_refused_write_is_one_line_naming_the_path_and_the_way_on(tmp_path, monkeypatch, tiny_dataset):
-    monkeypatch.setattr(loop, "run_round", scripted([0.1, 0.2, 0.3]))
+def refuse_round_2(monkeypatch, where):
+    """Make the system refuse a write of round 2: the history row (an OSError, as a full disk
+    gives) or the latest checkpoint (TensorFlow's own error from SaveV2)."""
+    import tensorflow as tf
+    if where == "history":
+        real = loop.History.append
+
+        def append(self, row):
+            if row["round"] == 2:
+                raise OSError(28, "No space left on device", self.path)
+            real(self, row)
+        monkeypatch.setattr(loop.History, "append", append)
+    else:
+        real = loop.CheckpointSlot.save
+
+        def save(self, ckpt, number):
+            if number == 2 and self.name == "latest":
+                raise tf.errors.ResourceExhaustedError(None, None, "foo.data; No space left on device [Op:SaveV2]")
+            return real(self, ckpt, number)
+        monkeypatch.setattr(loop.CheckpointSlot, "save", save)
+
+
+@pytest.mark.parametrize("where,words", [("history", "history.csv: No space left on device"),
+                                         ("checkpoint", "latest: foo.data; No space left on device")])
+def test_a_refused_write_is_one_line_and_resume_ends_as_an_uninterrupted_run(tmp_path, monkeypatch, tiny_dataset,
+                                                                            where, words):
+    scores = [0.1, 0.3, 0.2]
+    _, whole = train(tmp_path / "whole", monkeypatch, scores, datasets_dir=str(tmp_path / "datasets"))
+    monkeypatch.setattr(loop, "run_round", scripted(scores))
     cfg = tiny_config(datasets_dir=str(tmp_path / "datasets"), logs_dir=str(tmp_path / "logs"),
                       results_dir=str(tmp_path / "res"), epochs=3)
-    real = loop.History.append
-
-    def full_disk(self, row):
-        if row["round"] == 2:
-            raise OSError(28, "No space left on device", self.path)
-        real(self, row)
-
-    monkeypatch.setattr(loop.History, "append", full_disk)
-    with pytest.raises(loop.RunFault) as e:
-        loop.run(cfg, progress=False)
+    with monkeypatch.context() as m:
+        refuse_round_2(m, where)
+        with pytest.raises(loop.RunFault) as e:
+            loop.run(cfg, progress=False)
     message = str(e.value)
-    assert "history.csv: No space left on device" in message and "round 1" in message and "--resume" in message
-    monkeypatch.setattr(loop.History, "append", real)
-    summary = loop.run(cfg, resume=True, progress=False)
-    assert summary["rounds"] == 3 and [r["round"] for r in Run.of(cfg).history()[1]] == [1, 2, 3]
+    assert words in message and "the last whole checkpoint is round 1" in message and "--resume" in message
+    assert len(message.splitlines()) == 1
+    assert loop.run(cfg, resume=True, progress=False)["rounds"] == 3
+    run = Run.of(cfg)
+    assert run.history()[1] == whole.history()[1] and dumps(run) == dumps(whole)
+    assert round_of(run.checkpoint("best")) == round_of(whole.checkpoint("best")) == 2
