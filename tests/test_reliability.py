@@ -81,7 +81,7 @@ def assert_files_complete(base):
     import tensorflow as tf
     for folder in (base / "res", base / "logs"):
         for root, dirs, files in os.walk(folder):
-            if os.path.basename(root) == ".staging":
+            if ".staging" in pathlib.Path(root).parts:  # a save in progress, with TensorFlow's own temp folders
                 continue
             for name in files:
                 path = os.path.join(root, name)
