@@ -89,6 +89,26 @@ def map_at_k(query_labels, retrieved_labels, n_relevant):
     return float(np.mean(ap))
 
 
+def query_noise(rng, n, embed_dim, z_dim):
+    """A query's noise (docs/algorithm.md §7.1), drawn from the tf.random.Generator rng in this
+    order: eps (n, E) truncated normal, then z (n, Z) standard normal."""
+    return rng.truncated_normal([n, embed_dim]), rng.normal([n, z_dim])
+
+
+def embed_texts(nets, t, eps, z):
+    """The query path: l2n(F(G(c, z))), c = mu + exp(log_sigma) * eps from CA (docs/algorithm.md §7.1).
+
+    nets: anything with `generator` and `csem`; t (n, T), eps (n, E), z (n, Z) -> (n, E).
+    """
+    c, _, _ = nets.generator.condition(t, eps)
+    return l2_normalize(nets.csem(nets.generator(c, z)))
+
+
+def embed_images(nets, v):
+    """The gallery path: l2n(F(v)); v (n, I) -> (n, E)."""
+    return l2_normalize(nets.csem(v))
+
+
 def n_relevant(query_labels, gallery_labels):
     """R_q (Q,): the gallery images of each query's class; query_labels (Q,), gallery_labels (N,)."""
     classes, counts = np.unique(gallery_labels, return_counts=True)
@@ -126,21 +146,17 @@ class Evaluator:
         self.nets, self.rng, self.k, self.chunk = nets, rng, k, chunk
         self.ks = sorted({k, *eval_ks})
         self.n_relevant = n_relevant(self.query_labels, self.gallery_labels)
-        self.embed_dim = nets.generator.embed_dim
-        self.z_dim = nets.generator.g1.kernel.shape[0] - self.embed_dim
+        self.embed_dim, self.z_dim = nets.generator.embed_dim, nets.generator.z_dim
 
     @tf.function(autograph=False)  # nothing to convert; converting was most of the first evaluation
     def _embed_queries(self, t):
-        """F(G(c2, z)) for texts t (n, T), c2 from CA with fresh eps, fresh z (docs/algorithm.md §7)."""
-        n = tf.shape(t)[0]
-        eps = self.rng.truncated_normal([n, self.embed_dim])
-        z = self.rng.normal([n, self.z_dim])
-        c, _, _ = self.nets.generator.condition(t, eps)
-        return l2_normalize(self.nets.csem(self.nets.generator(c, z)))
+        """Texts t (n, T) embedded with fresh noise from the run's generator (docs/algorithm.md §7)."""
+        eps, z = query_noise(self.rng, tf.shape(t)[0], self.embed_dim, self.z_dim)
+        return embed_texts(self.nets, t, eps, z)
 
     @tf.function(autograph=False)
     def _embed_gallery(self, v):
-        return l2_normalize(self.nets.csem(v))
+        return embed_images(self.nets, v)
 
     def embed_queries(self):
         """Every query's embedding (Q, E), `chunk` rows per pass."""

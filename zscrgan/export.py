@@ -92,8 +92,7 @@ def _write(folder, model, evaluator, cfg, run, prefix, round_):
     G = model.nets.generator
     meta = {
         "format": exported.FORMAT,
-        "text_dim": int(G.ca.kernel.shape[0]), "image_dim": int(model.nets.csem.csem.kernel.shape[0]),
-        "embed_dim": int(G.embed_dim), "z_dim": int(G.g1.kernel.shape[0] - G.embed_dim),
+        "text_dim": int(G.text_dim), "image_dim": int(G.image_dim), "embed_dim": int(G.embed_dim), "z_dim": int(G.z_dim),
         "signatures": {"embed_text": "text (N, T), eps (N, E), z (N, Z) float32 -> embedding (N, E): "
                                      "l2n(F(G(mu + exp(log_sigma) * eps, z))) (docs/algorithm.md section 7.1)",
                        "embed_image": "image (N, I) float32 -> embedding (N, E): l2n(F(image))"},
@@ -124,16 +123,12 @@ def self_check(evaluator, rng, loaded):
     """
     import numpy as np
     import tensorflow as tf
-    from zscrgan.evaluation import prec_at_k, rank
+    from zscrgan.evaluation import prec_at_k, query_noise, rank
 
     twin = tf.random.Generator.from_state(rng.state.read_value(), rng.algorithm)
     n, c, k = int(evaluator.texts.shape[0]), evaluator.chunk, evaluator.k
-    eps, z = [], []
-    for i in range(0, n, c):
-        rows = min(c, n - i)
-        eps.append(twin.truncated_normal([rows, evaluator.embed_dim]).numpy())
-        z.append(twin.normal([rows, evaluator.z_dim]).numpy())
-    eps, z = np.concatenate(eps), np.concatenate(z)
+    draws = [query_noise(twin, min(c, n - i), evaluator.embed_dim, evaluator.z_dim) for i in range(0, n, c)]
+    eps, z = (np.concatenate([d[j].numpy() for d in draws]) for j in (0, 1))
     trainer = rank(evaluator.embed_queries(), evaluator.gallery_blocks(), k)
     queries = loaded.embed_text(evaluator.texts.numpy(), eps, z)
     gallery = loaded.embed_image(evaluator.images.numpy())

@@ -43,11 +43,10 @@ class ExportError(BadInput):
 def embedder(nets):
     """A tf.Module with the two signatures over the generator (with CA) and the CSEM of `nets`."""
     import tensorflow as tf
-    from zscrgan.evaluation import l2_normalize
+    from zscrgan.evaluation import embed_images, embed_texts
 
     G, F = nets.generator, nets.csem
-    T, I = G.ca.kernel.shape[0], F.csem.kernel.shape[0]
-    E, Z = G.embed_dim, G.g1.kernel.shape[0] - G.embed_dim
+    T, I, E, Z = G.text_dim, G.image_dim, G.embed_dim, G.z_dim
 
     class Embedder(tf.Module):
         def __init__(self):
@@ -60,12 +59,10 @@ def embedder(nets):
                 tf.TensorSpec([None, I], tf.float32, "image")])
 
         def _text(self, text, eps, z):
-            """docs/algorithm.md §7.1: c = mu + exp(log_sigma) * eps (CA), then l2n(F(G(c, z)))."""
-            c, _, _ = self.generator.condition(text, eps)
-            return {"embedding": l2_normalize(self.csem(self.generator(c, z)))}
+            return {"embedding": embed_texts(self, text, eps, z)}  # the Evaluator's query path
 
         def _image(self, image):
-            return {"embedding": l2_normalize(self.csem(image))}
+            return {"embedding": embed_images(self, image)}
 
     return Embedder()
 
@@ -125,9 +122,7 @@ class Model:
 def draw_noise(seed, n, embed_dim, z_dim, samples=1):
     """(eps (S, n, E), z (S, n, Z)) float32, drawn as NOISE["retrieve"] says."""
     import tensorflow as tf
+    from zscrgan.evaluation import query_noise
     g = tf.random.Generator.from_seed(seed, alg="philox")
-    eps, z = [], []
-    for _ in range(samples):
-        eps.append(g.truncated_normal([n, embed_dim]).numpy())
-        z.append(g.normal([n, z_dim]).numpy())
-    return np.stack(eps), np.stack(z)
+    draws = [query_noise(g, n, embed_dim, z_dim) for _ in range(samples)]
+    return np.stack([eps.numpy() for eps, _ in draws]), np.stack([z.numpy() for _, z in draws])

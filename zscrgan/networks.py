@@ -28,7 +28,7 @@ class Generator(tf.Module):
 
     def __init__(self, text_dim, image_dim, embed_dim, z_dim, gf_dim, rng):
         super().__init__(name="generator")
-        self.embed_dim = embed_dim
+        self.text_dim, self.image_dim, self.embed_dim, self.z_dim = text_dim, image_dim, embed_dim, z_dim
         self.ca = Dense(text_dim, 2 * embed_dim, rng, "ca")
         self.g1 = Dense(embed_dim + z_dim, gf_dim, rng, "g1")
         self.g2 = Dense(gf_dim, 2 * gf_dim, rng, "g2")
