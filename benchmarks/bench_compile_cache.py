@@ -64,7 +64,7 @@ def phases(dataset):
         t[name], mark = now - mark, now
 
     cfg = load_config(flags={"dataset": dataset})
-    data = loop.load_checked_dataset(cfg)
+    cfg, data = loop.load_checked(cfg)
     lap("data_s")
     model, evaluator, _ = loop.build(cfg, data)
     e, n, m = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)

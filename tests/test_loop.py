@@ -8,7 +8,7 @@ import pytest
 
 from conftest import tiny_config
 from zscrgan import loop
-from zscrgan.checkpointing import round_of
+from zscrgan.checkpointing import CheckpointSlot, round_of
 from zscrgan.results import Run
 
 
@@ -77,13 +77,13 @@ def refuse_round_2(monkeypatch, where):
             real(self, row)
         monkeypatch.setattr(loop.History, "append", append)
     else:
-        real = loop.CheckpointSlot.save
+        real = CheckpointSlot.save
 
         def save(self, ckpt, number):
             if number == 2 and self.name == "latest":
                 raise tf.errors.ResourceExhaustedError(None, None, "foo.data; No space left on device [Op:SaveV2]")
             return real(self, ckpt, number)
-        monkeypatch.setattr(loop.CheckpointSlot, "save", save)
+        monkeypatch.setattr(CheckpointSlot, "save", save)
 
 
 @pytest.mark.parametrize("where,words", [("history", "history.csv: No space left on device"),

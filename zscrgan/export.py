@@ -29,12 +29,10 @@ def _run_config(args):
     from easydict import EasyDict
     from zscrgan.results import Run
     run = Run.find(args.dataset, args.run_name, args.logs_dir, args.results_dir)
-    if not os.path.isfile(os.path.join(run.logs, "config.yml")):
+    if run.saved is None:
         raise UsageError(f"no run in {run.logs} (no config.yml): train one with `python run_exp.py --dataset "
                          f"{args.dataset}`, or name it with --run_name / --logs_dir")
-    prefix = run.checkpoint(args.checkpoint)
-    if prefix is None:
-        raise UsageError(f"--checkpoint {args.checkpoint}: {run.logs}/{args.checkpoint} holds no checkpoint")
+    prefix = run.checkpoint(args.checkpoint, required=True)
     cfg = EasyDict(run.cfg)
     if args.datasets_dir:
         cfg.datasets_dir = args.datasets_dir
@@ -57,7 +55,7 @@ def main(args):
     compile_cache.enable()  # the Evaluator's kernels compile as a run's do
     _check_out(args.out)
     run, cfg, prefix = _run_config(args)
-    dataset = loop.load_checked_dataset(cfg)
+    cfg, dataset = loop.load_checked(cfg)
     model, evaluator, ckpt = loop.build(cfg, dataset)
     restore(ckpt, prefix)
     staging = f"{os.path.abspath(args.out).rstrip(os.sep)}.partial-{os.getpid()}"
@@ -109,7 +107,8 @@ def _write(folder, model, evaluator, cfg, run, prefix, round_):
 
 def _scores(run, round_):
     """The checkpoint round's recorded metrics ({name: value} from history.csv), or {}."""
-    row = next((r for r in run.history()[1] if r["round"] == round_), None) or {}
+    from zscrgan.results import round_row
+    row = round_row(run.history()[1], round_) or {}
     return {k: v for k, v in row.items() if "prec_at_" in k or "map_at_" in k}
 
 

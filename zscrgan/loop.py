@@ -23,49 +23,61 @@ from easydict import EasyDict
 from zscrgan import compile_cache
 from zscrgan import config as config_lib
 from zscrgan import selection
-from zscrgan.checkpointing import CheckpointSlot, restore, round_of
+from zscrgan.checkpointing import restore, round_of
 from zscrgan.data import dataset_folder, dataset_warnings, load_dataset
 from zscrgan.errors import Diverged, RunFault, Stopped, UsageError
-from zscrgan.results import (History, LockHeld, Run, RunLock, fault_point, metric_name, model_shape, read_yaml,
-                             remove_partials, score_key, shape_changes, write_dump, write_yaml)
+from zscrgan.results import (CONFIG_FILE, SHAPE_FILE, History, LockHeld, Run, RunLock, fault_point, metric_name,
+                             model_shape, read_yaml, remove_partials, round_row, score_key, shape_changes, write_dump,
+                             write_yaml)
 
 # --------------------------------------------------------------------------- before the first round
 
 
-def load_checked_dataset(cfg):
-    """The run's dataset, loaded and checked; its warnings go to stderr."""
-    dataset = load_dataset(dataset_folder(cfg.datasets_dir, cfg.dataset))
-    for message in dataset_warnings(dataset, cfg.top_k):
-        print(f"warning: {message}", file=sys.stderr)
-    return dataset
+def dataset_of(cfg):
+    """The run's dataset, loaded and validated (DatasetError naming what is wrong)."""
+    return load_dataset(dataset_folder(cfg.datasets_dir, cfg.dataset))
 
 
-def with_val_ids(cfg, dataset):
-    """A copy of cfg whose val_classes is the list of validation class ids (or None), so that
-    config.yml records the classes a count or 'file' chose (docs/algorithm.md §11.2)."""
+def checked_inputs(cfg, dataset=None):
+    """The checks every run makes before TensorFlow starts: (cfg, dataset, warnings).
+
+    cfg comes back with val_classes as the list of validation class ids (or None), so that
+    config.yml records the classes a count or 'file' chose (docs/algorithm.md §11.2);
+    dataset: the one already loaded for cfg, if any; warnings: what the data may still get
+    wrong, one sentence each.
+    """
+    dataset = dataset or dataset_of(cfg)
+    warnings = dataset_warnings(dataset, cfg.top_k)
     val_ids = selection.resolve_val_ids(cfg, dataset, dataset_folder(cfg.datasets_dir, cfg.dataset))
-    if val_ids is None:
-        return cfg
-    note = selection.gallery_note(dataset, val_ids, cfg.top_k)
-    if note:
-        print(f"warning: {note}", file=sys.stderr)
-    return EasyDict({**cfg, "val_classes": val_ids})
+    if val_ids is not None:
+        warnings += [note for note in [selection.gallery_note(dataset, val_ids, cfg.top_k)] if note]
+        cfg = EasyDict({**cfg, "val_classes": val_ids})
+    return cfg, dataset, warnings
 
 
-def check_can_train(resume, log_dir, shape, cfg):
+def load_checked(cfg):
+    """checked_inputs, its warnings printed to stderr: (cfg, dataset)."""
+    cfg, dataset, warnings = checked_inputs(cfg)
+    for message in warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    return cfg, dataset
+
+
+def check_can_train(resume, run, shape, cfg):
     """Refuse to overwrite an earlier run's checkpoints, or to resume with another model shape
     or another way of choosing the best round."""
-    found = [p for p in (CheckpointSlot(os.path.join(log_dir, s)).current() for s in ("latest", "best")) if p]
+    log_dir = run.logs
+    found = [p for p in (run.checkpoint("latest"), run.checkpoint("best")) if p]
     if not resume and found:
         rounds = max(round_of(p) for p in found)
         raise UsageError(f"{log_dir} holds the checkpoints of an earlier run (up to round {rounds}): "
                          "continue it with --resume, or start a new run with another --logs_dir")
-    saved = read_yaml(os.path.join(log_dir, "model_shape.yml")) if resume else None
+    saved = read_yaml(run.path(SHAPE_FILE)) if resume else None
     changes = shape_changes(saved, shape) if saved else []
     if changes:
         raise UsageError(f"cannot resume {log_dir}: the model's shape would change ({', '.join(changes)}); "
                          "resume with the run's settings, or start a new run with another --logs_dir")
-    saved = read_yaml(os.path.join(log_dir, "config.yml")) if found else None
+    saved = read_yaml(run.path(CONFIG_FILE)) if found else None
     if saved:
         changes = [f"{key} {saved.get(key, off)} -> {cfg[key]}" for key, off in
                    (("val_classes", None), ("select", "test")) if saved.get(key, off) != cfg[key]]
@@ -113,10 +125,10 @@ def writing(path):
         raise _WriteFailed(path, cause)
 
 
-def write_fault(error, log_dir):
+def write_fault(error, run):
     """The one line a refused write ends a run with: what, why, the last whole checkpoint, the way on."""
     path, cause = error.args
-    latest = CheckpointSlot(os.path.join(log_dir, "latest")).current()
+    latest = run.checkpoint("latest")
     kept = (f"the last whole checkpoint is round {round_of(latest)} ({latest})" if latest
             else "no checkpoint was written yet")
     return RunFault(f"cannot write {path}: {cause}; {kept}. Free space or fix the folder's permissions, "
@@ -275,24 +287,23 @@ class Selected:
 class Rounds:
     """Everything a round writes: dump, checkpoints, history, TensorBoard, progress bar."""
 
-    def __init__(self, cfg, log_dir, res_dir, ckpt, progress):
+    def __init__(self, cfg, run, ckpt, progress):
         import tensorflow as tf
         from tqdm import tqdm
 
-        self.cfg, self.log_dir, self.res_dir, self.ckpt = cfg, log_dir, res_dir, ckpt
+        self.cfg, self.log_dir, self.res_dir, self.ckpt = cfg, run.logs, run.results, ckpt
         self.key, self.chosen = f"prec_at_{cfg.top_k}", score_key(cfg.select, cfg.top_k)
         self.metric = metric_name(cfg.select, cfg.top_k)
-        self.latest = CheckpointSlot(os.path.join(log_dir, "latest"))
-        self.best = CheckpointSlot(os.path.join(log_dir, "best"))
+        self.latest, self.best = run.slot("latest"), run.slot("best")
         if self.latest.current():
             restore(ckpt, self.latest.current())
             print(f"Resuming from round {int(ckpt.round)} (best {self.metric} so far {float(ckpt.best)})")
         self.start = int(ckpt.round)
-        self.history = History(os.path.join(log_dir, "history.csv"), self.start)
+        self.history = History(run.history_path, self.start)
         best_round = round_of(self.best.current()) if self.best.current() else 0
-        row = next((row for row in self.history.rows if row["round"] == best_round), None)
+        row = round_row(self.history.rows, best_round)
         self.selected = Selected(best_round, float(ckpt.best), row and row[self.key])
-        self.writer = tf.summary.create_file_writer(log_dir)
+        self.writer = tf.summary.create_file_writer(run.logs)
         self.bar = tqdm(range(self.start + 1, cfg.epochs + 1), initial=self.start, total=cfg.epochs,
                         desc=cfg.dataset, unit="round", dynamic_ncols=True, disable=not progress)
 
@@ -339,7 +350,7 @@ class Rounds:
                 "stopped_early": stopped_early}
 
 
-def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
+def train(cfg, dataset, run, on_round=None, progress=True):
     """Run (or continue) the rounds; returns {"rounds": rounds done, "best": best score of the
     selection metric, "test_at_best": test Prec@K of the best round, "stopped_early": bool}.
 
@@ -354,7 +365,7 @@ def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
 
     model, evaluator, ckpt = build(cfg, dataset)
     val = val_evaluator(cfg, dataset, model)
-    rounds = Rounds(cfg, log_dir, res_dir, ckpt, progress)
+    rounds = Rounds(cfg, run, ckpt, progress)
     if rounds.selected.patience_over(cfg.patience, rounds.start):
         rounds.close()
         print(f"Nothing to do: the run stopped early at round {rounds.start}, {rounds.start - rounds.selected.round} "
@@ -383,7 +394,7 @@ def train(cfg, dataset, log_dir, res_dir, on_round=None, progress=True):
                 else "no checkpoint was written yet")
         raise Diverged(f"{e}. Stopped; {kept} (lower learning rates may help)")
     except _WriteFailed as e:
-        raise write_fault(e, log_dir)
+        raise write_fault(e, run)
     finally:
         rounds.close()
     _report_end(cfg, rounds, stopped_early)
@@ -421,23 +432,22 @@ def evaluate_only(cfg, dataset, prefix, res_dir):
 
 def start_training(cfg, dataset, run, resume, on_round=None, progress=True):
     """Checks and files that come before the first round (holding the lock), then `train`."""
-    log_dir, res_dir = run.logs, run.results
     shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
-    check_can_train(resume, log_dir, shape, cfg)
-    remove_partials([log_dir, res_dir] + [os.path.join(log_dir, s) for s in ("latest", "best")])
+    check_can_train(resume, run, shape, cfg)
+    remove_partials([run.logs, run.results, run.path("latest"), run.path("best")])
     try:
-        write_yaml(os.path.join(log_dir, "config.yml"), config_lib.to_save(cfg), "config")
-        write_yaml(os.path.join(log_dir, "model_shape.yml"), shape, "shape")
+        write_yaml(run.path(CONFIG_FILE), config_lib.to_save(cfg), "config")
+        write_yaml(run.path(SHAPE_FILE), shape, "shape")
     except OSError as e:
-        raise write_fault(_WriteFailed(e.filename or log_dir, e.strerror or str(e)), log_dir)
+        raise write_fault(_WriteFailed(e.filename or run.logs, e.strerror or str(e)), run)
     done = run.checkpoint("latest")
     done = round_of(done) if done else 0
     if resume and not done:
-        print(f"No checkpoint to resume in {log_dir}: starting from round 1")
+        print(f"No checkpoint to resume in {run.logs}: starting from round 1")
     if done >= cfg.epochs:
         print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
         return {"rounds": done, **run.scores(run.selected()), "stopped_early": False}
-    return train(cfg, dataset, log_dir, res_dir, on_round, progress)
+    return train(cfg, dataset, run, on_round, progress)
 
 
 def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True):
@@ -449,14 +459,12 @@ def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, prog
     "stopped_early"}) or None after eval_only. Raises BadInput, Diverged, Stopped, RunFault.
     """
     this = Run.of(cfg)
-    dataset = load_checked_dataset(cfg)
-    cfg = with_val_ids(cfg, dataset)
+    cfg, dataset = load_checked(cfg)
     if progress:
         print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
     if eval_only:
-        prefix = this.checkpoint(checkpoint) if checkpoint else (this.checkpoint("best") or this.checkpoint("latest"))
-        if checkpoint in ("best", "latest") and prefix is None:
-            raise UsageError(f"--checkpoint {checkpoint}: {this.logs}/{checkpoint} holds no checkpoint")
+        prefix = (this.checkpoint(checkpoint, required=True) if checkpoint
+                  else this.checkpoint("best") or this.checkpoint("latest"))
     compile_cache.enable()  # before TensorFlow's runtime starts, which reads TF_XLA_FLAGS once
     with held([this.logs, this.results]):
         if eval_only:

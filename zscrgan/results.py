@@ -39,6 +39,8 @@ from zscrgan.errors import BadInput
 
 PARTIAL = ".partial"
 LOCK_FILE = "run.lock"
+# A run's logs folder: its resolved config, the sizes its checkpoints depend on, one row per round.
+CONFIG_FILE, SHAPE_FILE, HISTORY_FILE = "config.yml", "model_shape.yml", "history.csv"
 
 _fault_counts = collections.Counter()
 
@@ -67,7 +69,9 @@ def fault_point(name):
 
 
 def atomic_write(path, data, kind):
-    """Write bytes to `path` through `<path>.partial` and a rename; `kind` names the fault point."""
+    """Write bytes to `path` (a str or path-like) through `<path>.partial` and a rename; `kind`
+    names the fault point."""
+    path = os.fspath(path)
     tmp = path + PARTIAL
     with open(tmp, "wb") as f:
         half = len(data) // 2
@@ -223,6 +227,11 @@ def _score(row, key):
     return value if value is not None and math.isfinite(value) else None
 
 
+def round_row(rows, round_):
+    """The history row of round `round_`, or None."""
+    return next((row for row in rows if row["round"] == round_), None)
+
+
 def best_row(rows, key):
     """The row with the highest `key`, the earliest on ties; rows without a finite value are
     skipped (docs/algorithm.md §11.2). rows: history rows; returns one of them, or None."""
@@ -351,6 +360,10 @@ def default(key):
     return _defaults()[key]
 
 
+# The config keys a Run reads: with all of them given, configs/default.yml is not needed.
+RUN_KEYS = frozenset({"dataset", "run_name", "datasets_dir", "logs_dir", "results_dir", "top_k", "select"})
+
+
 class Run:
     """One run, read through its files: its config, folders, history, selected round and dumps.
 
@@ -359,7 +372,10 @@ class Run:
     """
 
     def __init__(self, cfg, logs, results, saved=None):
-        self.cfg, self.logs, self.results = {**_defaults(), **(saved or {}), **cfg}, logs, results
+        merged = {**(saved or {}), **cfg}
+        if not RUN_KEYS <= merged.keys():  # a resolved config needs no defaults file (a Ray worker has none)
+            merged = {**_defaults(), **merged}
+        self.cfg, self.logs, self.results = merged, logs, results
         self.saved = saved  # the run's config.yml as written, None without one
         self._k_known = "top_k" in cfg or "top_k" in (saved or {})
 
@@ -375,27 +391,31 @@ class Run:
         """The run a tool's --dataset, --run_name, --logs_dir and --results_dir name, with the
         settings its config.yml records (the folders given here win)."""
         logs, results = run_dirs(dataset, run_name, logs_dir, results_dir)
-        saved = read_yaml(os.path.join(logs, "config.yml"), "run config")
+        saved = read_yaml(os.path.join(logs, CONFIG_FILE), "run config")
         return cls({"dataset": dataset, "run_name": run_name}, logs, results, saved)
 
     @classmethod
     def at(cls, logs):
         """The run whose logs folder is `logs` (its results folder from its config.yml, or None)."""
-        saved = read_yaml(os.path.join(logs, "config.yml"), "run config")
+        saved = read_yaml(os.path.join(logs, CONFIG_FILE), "run config")
         if not saved or not saved.get("dataset"):
             return cls({}, logs, None, saved)
         results = run_dirs(saved["dataset"], saved.get("run_name"), None, saved.get("results_dir"))[1]
         return cls({}, logs, results, saved)
 
+    def path(self, name):
+        """A file of the run's logs folder (CONFIG_FILE, SHAPE_FILE, HISTORY_FILE, ...)."""
+        return os.path.join(self.logs, name)
+
     @property
     def history_path(self):
-        return os.path.join(self.logs, "history.csv")
+        return self.path(HISTORY_FILE)
 
     @property
     def select(self):
         return self.cfg["select"]
 
-    @property
+    @functools.cached_property
     def top_k(self):
         """K of the run's Prec@K: its config's, or for a history without a config.yml, the K of
         its mAP@K column (logged for top_k only), else of its first Prec@K column."""
@@ -441,12 +461,21 @@ class Run:
             return self.dump(row)
         return best_named_dump(self.results) if self.results else None
 
-    def checkpoint(self, which="best"):
-        """A checkpoint prefix: `best` or `latest` (None when the slot is empty), or a path: a
-        prefix (.../best/ckpt-7) or a folder holding one. Raises ResultsError for a bad path."""
+    def slot(self, which):
+        """The run's `best` or `latest` checkpoint folder (a CheckpointSlot)."""
+        from zscrgan.checkpointing import CheckpointSlot
+        return CheckpointSlot(self.path(which))
+
+    def checkpoint(self, which="best", required=False):
+        """A checkpoint prefix: `best` or `latest` (None when the slot is empty, or with
+        `required` a ResultsError), or a path: a prefix (.../best/ckpt-7) or a folder holding
+        one. Raises ResultsError for a bad path."""
         from zscrgan.checkpointing import CheckpointSlot
         if which in ("best", "latest"):
-            return CheckpointSlot(os.path.join(self.logs, which)).current()
+            prefix = self.slot(which).current()
+            if prefix is None and required:
+                raise ResultsError(f"--checkpoint {which}: {self.path(which)} holds no checkpoint")
+            return prefix
         if os.path.isdir(which):
             prefix = CheckpointSlot(which).current()
             if prefix is None:

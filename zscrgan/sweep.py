@@ -41,10 +41,8 @@ import itertools
 import logging
 import os
 import re
-import shutil
 import socket
 import sys
-import tempfile
 import time
 
 from zscrgan import config as config_lib
@@ -185,17 +183,23 @@ def trial_configs(sweep, source, out):
 
 
 def check_datasets(trials, source):
-    """Load every dataset the trials name, as `train` would, before anything starts."""
-    from zscrgan import data
-    checked = set()
-    for cfg in trials.values():
-        if (cfg["datasets_dir"], cfg["dataset"]) in checked:
-            continue
+    """Every trial's own checks before anything starts, as `loop.run` makes them: its dataset
+    loaded (once per folder) and its validation classes resolved against it."""
+    from easydict import EasyDict
+    from zscrgan import loop
+    loaded = {}
+    for key, cfg in trials.items():
+        cfg = EasyDict(cfg)
+        folder = (cfg.datasets_dir, cfg.dataset)
         try:
-            data.load_dataset(data.dataset_folder(cfg["datasets_dir"], cfg["dataset"]))
-        except data.DatasetError as e:
-            raise SweepError(f"{source}: dataset {cfg['dataset']}: {e}")
-        checked.add((cfg["datasets_dir"], cfg["dataset"]))
+            if folder not in loaded:
+                loaded[folder] = loop.dataset_of(cfg)
+        except BadInput as e:
+            raise SweepError(f"{source}: dataset {cfg.dataset}: {e}")
+        try:
+            loop.checked_inputs(cfg, loaded[folder])  # its warnings: the trial's own console says them
+        except BadInput as e:
+            raise SweepError(f"{source}: trial {key}: {e}")
 
 
 # --------------------------------------------------------------------------- one trial (on a Ray worker)
@@ -328,19 +332,11 @@ def check_address(address):
                          "is the cluster up (`ray status`)?")
 
 
-def stage_code(folder):
-    """Copy the package and configs/ (default.yml: every run's defaults) into `folder`, the
-    working_dir Ray ships to every worker and puts first on its path. Returns folder."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(PACKAGE_DIR, os.path.join(folder, "zscrgan"), ignore=ignore)
-    shutil.copytree(config_lib.CONFIG_DIR, os.path.join(folder, "configs"), ignore=ignore)
-    return folder
-
-
-def start_ray(address, resources, code):
-    """Start (or connect to) Ray with this package (staged in the folder `code`) on every worker."""
+def start_ray(address, resources):
+    """Start (or connect to) Ray with this package on every worker (a trial's config comes
+    resolved from the driver, so workers need no configs/)."""
     import ray
-    runtime_env = {"working_dir": stage_code(code), "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}}
+    runtime_env = {"py_modules": [PACKAGE_DIR], "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}}
     local = {} if address else {"include_dashboard": False}
     try:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
@@ -501,8 +497,8 @@ def run_sweep(args):
         print(f"sweep {args.out}: {len(trials)} trials, {len(todo)} to run", flush=True)
         if todo:
             import ray
-            with ray_output_to(os.path.join(out, TUNE_LOG)), tempfile.TemporaryDirectory() as code:
-                start_ray(args.address, sweep["resources"], code)
+            with ray_output_to(os.path.join(out, TUNE_LOG)):
+                start_ray(args.address, sweep["resources"])
                 try:
                     write_statuses(out, sweep, trials, todo, args)
                     tune_trials(trials, todo, out, sweep["resources"], args.max_concurrent, args.scheduler)

@@ -55,7 +55,7 @@ def resolve_config(config_file, flags, saved_file):
 def main(args):
     """train: resolve the config (the run's own config.yml first with --resume/--eval_only), run."""
     from zscrgan import loop
-    from zscrgan.results import Run
+    from zscrgan.results import CONFIG_FILE, Run
     if args.checkpoint and not args.eval_only:
         raise UsageError("--checkpoint needs --eval_only")
     if args.resume and args.eval_only:
@@ -64,7 +64,7 @@ def main(args):
     flags = {k: v for k, v in vars(args).items() if k not in special and v is not None}
     cfg, _ = resolve_config(args.config, flags, None)
     if args.resume or args.eval_only:
-        cfg, changed = resolve_config(args.config, flags, os.path.join(Run.of(cfg).logs, "config.yml"))
+        cfg, changed = resolve_config(args.config, flags, Run.of(cfg).path(CONFIG_FILE))
         if changed and args.resume:
             print(f"Resuming with changed settings: {', '.join(changed)}")
     loop.run(cfg, args.resume, args.eval_only, args.checkpoint)
