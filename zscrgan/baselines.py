@@ -28,12 +28,6 @@ from zscrgan.results import ResultsError, Run, default, dump_arrays, load_dump
 CCA_DIM_CAP = 16  # sklearn's CCA costs two pseudo-inverses and up to 500 iterations per component
 
 
-def evaluation():
-    """zscrgan.evaluation, imported on first use: it loads TensorFlow."""
-    from zscrgan import evaluation as module
-    return module
-
-
 def training_pairs(dataset, max_pairs, rng):
     """(texts (P, T), images (P, I)) of random (text, image) pairs of the seen classes.
 
@@ -54,14 +48,14 @@ def training_pairs(dataset, max_pairs, rng):
 
 def retrieve(queries, gallery, gallery_labels, k, chunk=1024):
     """Class labels (Q, min(k, N)) of each query's top-k gallery rows by cosine, as the evaluation ranks."""
-    ev = evaluation()
+    from zscrgan import evaluation as ev  # TensorFlow: imported when first needed, not for --help or bad input
     q, g = ev.l2_normalize(np.asarray(queries, np.float32)), ev.l2_normalize(np.asarray(gallery, np.float32))
     return gallery_labels[ev.top_k_indices(q, g, k, chunk)]
 
 
 def scores(query_labels, retrieved, n_relevant):
     """(Prec@K, mAP@K) of retrieved labels (Q, K')."""
-    ev = evaluation()
+    from zscrgan import evaluation as ev
     return ev.prec_at_k(query_labels, retrieved), ev.map_at_k(query_labels, retrieved, n_relevant)
 
 
@@ -138,8 +132,9 @@ def run(dataset, zscrgan_run=None, k=50, seed=0, alpha=1.0, cca_components=None,
     there is no ZSCRGAN row.
     """
     rng = np.random.default_rng(seed)
-    texts, q_labels, images, g_labels = evaluation().eval_split(dataset)
-    n_relevant = evaluation().n_relevant(q_labels, g_labels)
+    from zscrgan import evaluation as ev
+    texts, q_labels, images, g_labels = ev.eval_split(dataset)
+    n_relevant = ev.n_relevant(q_labels, g_labels)
     pairs = training_pairs(dataset, max_pairs, rng)
     n_pairs = len(pairs[0])
     dim = cca_dim(cca_components, len(dataset.train_ids), dataset.text_dim, dataset.image_dim, n_pairs)
