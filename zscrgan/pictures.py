@@ -4,18 +4,32 @@ grid: for a few queries of each class, the top gallery items in rank order, fram
 (the query's class) or red; thumbnails come from a dataset's thumbnails.npz ({class id as
 text: (n, h, w) images in the gallery's order}), else tiles coloured and labelled by class.
 tsne_map: the common space in 2-D (t-SNE), gallery coloured by class, queries marked,
-seen classes drawn apart from unseen ones.
+seen classes drawn apart from unseen ones. `pyplot` and `save` serve every figure of the
+project (report's plots too).
 """
+import io
+
 import numpy as np
+
+from zscrgan.results import atomic_write
 
 PER_CLASS, COLUMNS, MAX_POINTS = 3, 10, 3000
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: files only, no display needed."""
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import pyplot as plt
     return plt
+
+
+def save(fig, path, dpi=100, tight=True):
+    """Write a figure as a PNG, atomically, and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
+    pyplot().close(fig)
+    atomic_write(path, buf.getvalue(), "plot")
 
 
 def _colour(plt, c):
@@ -32,7 +46,7 @@ def position_in_class(labels):
 
 def grid(path, query_labels, rows, gallery_labels, thumbnails=None, per_class=PER_CLASS, columns=COLUMNS):
     """Draw the grid to `path`; rows (Q, k) gallery rows best first, labels (Q,) and (N,)."""
-    plt = _pyplot()
+    plt = pyplot()
     k = min(columns, rows.shape[1])
     retrieved = gallery_labels[rows[:, :k]]
     pos = position_in_class(gallery_labels)
@@ -51,8 +65,7 @@ def grid(path, query_labels, rows, gallery_labels, thumbnails=None, per_class=PE
         axes[0, j].set_title(f"#{j + 1}", fontsize=7)
     fig.suptitle(f"Top {k} gallery items per query (green: the query's class, red: another)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110, tight=False)
 
 
 def _spread(indices, n):
@@ -79,7 +92,7 @@ def _cell(plt, ax, cls, pos, thumbnails, hit):
 def tsne_map(path, gallery, gallery_labels, queries, query_labels, seen=None, seed=0):
     """t-SNE of gallery (N, E) and query (Q, E) embeddings; seen: (embeddings, labels) of seen classes."""
     from sklearn.manifold import TSNE
-    plt = _pyplot()
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     parts = [("gallery", gallery, gallery_labels), ("query", queries, query_labels)]
     if seen is not None:
@@ -104,5 +117,4 @@ def tsne_map(path, gallery, gallery_labels, queries, query_labels, seen=None, se
     ax.set_title("Common space (t-SNE): unseen gallery o, queries *, seen-class images x", fontsize=9)
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110, tight=False)

@@ -27,9 +27,10 @@ import re
 
 import numpy as np
 
+from zscrgan import pictures
 from zscrgan.data import DatasetError, dataset_folder, load_dataset
 from zscrgan.errors import BadInput
-from zscrgan.results import Run, atomic_write, read_status, setting_label, trial_folders, value_text
+from zscrgan.results import HISTORY_FILE, Run, atomic_write, read_status, setting_label, trial_folders, value_text
 
 BASELINES = (("ridge", "ridge"), ("CCA", "cca"))  # (method name in zscrgan.baselines' rows, column prefix)
 
@@ -289,28 +290,13 @@ def summary_markdown(out_dir, table, trials, summary, plots):
 # --------------------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    return pyplot
-
-
-def _save(fig, path):
-    """Write a figure as a PNG, atomically."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
-    atomic_write(path, buf.getvalue(), "plot")
-
-
 def _file_name(text):
     return re.sub(r"[^A-Za-z0-9._=+,-]", "-", text)
 
 
 def plot_curves(path, title, group, k, baseline_row=None):
     """Prec@K per round of a group's trials: the mean over the trials that reached each round, a min-max band."""
-    plt = _pyplot()
+    plt = pictures.pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for column, label, style in ((f"prec_at_{k}", "test", "-"), (f"val_prec_at_{k}", "validation", "--")):
         by_round = {}
@@ -338,12 +324,12 @@ def plot_curves(path, title, group, k, baseline_row=None):
     ax.set(title=title, xlabel="round", ylabel=f"Prec@{k} (unseen classes)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    _save(fig, path)
+    pictures.save(fig, path)
 
 
 def plot_summary(path, summary, labels):
     """Every dataset and setting: best Prec@K mean ± std over finished seeds, the baselines marked."""
-    plt = _pyplot()
+    plt = pictures.pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(summary) + 2), 4.5))
     x = np.arange(len(summary))
     marks = (("best_prec_at_{k}", "ZSCRGAN, best round (mean ± std)", "o", "tab:blue", 0.0),
@@ -371,12 +357,12 @@ def plot_summary(path, summary, labels):
            xlim=(-0.6, len(summary) - 0.4))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    _save(fig, path)
+    pictures.save(fig, path)
 
 
 def plot_history(path, run, columns, rows, name=""):
     """One run: Prec@K (and validation Prec@K) and mAP@K per round above, one small panel per loss below."""
-    plt, k = _pyplot(), run.top_k
+    plt, k = pictures.pyplot(), run.top_k
     losses = [c for c in ("d_loss", "g_loss", "kl_loss", "csem_loss") if c in columns]
     fig = plt.figure(figsize=(10, 6.5))
     grid = fig.add_gridspec(2, max(1, len(losses)), height_ratios=(1.4, 1))
@@ -398,7 +384,7 @@ def plot_history(path, run, columns, rows, name=""):
         loss_ax.set(title=column, xlabel="round")
         loss_ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    pictures.save(fig, path)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -467,7 +453,7 @@ def add_arguments(p):
 
 
 def main(args):
-    if os.path.isfile(os.path.join(args.dir, "history.csv")):
+    if os.path.isfile(os.path.join(args.dir, HISTORY_FILE)):
         print(report_run(args.dir))
         return 0
     table = write_report(args.dir, baselines=not args.no_baselines)
