@@ -12,8 +12,6 @@ and the raw faiss search rate is shown beside it. About 6-10 minutes on 2 cores,
 the HNSW build.
 """
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
