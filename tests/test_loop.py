@@ -106,3 +106,41 @@ def test_a_refused_write_is_one_line_and_resume_ends_as_an_uninterrupted_run(tmp
     run = Run.of(cfg)
     assert run.history()[1] == whole.history()[1] and dumps(run) == dumps(whole)
     assert round_of(run.checkpoint("best")) == round_of(whole.checkpoint("best")) == 2
+
+
+def test_the_first_round_traces_the_m_step_in_a_second_thread_with_the_same_results(tmp_path):
+    import threading
+
+    import numpy as np
+    import tensorflow as tf
+
+    from conftest import make_dataset
+    from zscrgan.data import load_dataset
+    from zscrgan.training import ZSCRGAN
+
+    data = load_dataset(make_dataset(str(tmp_path / "D")))
+    cfg = tiny_config()
+    ahead, plain = (ZSCRGAN(cfg, data.text_dim, data.image_dim, data) for _ in range(2))
+    tracers = []
+    m_step = ahead._m_step
+    ahead._m_step = lambda *a: (tracers.append(threading.current_thread()), m_step(*a))[1]
+    ahead.new_steps()
+    steps = tf.constant(2), tf.constant(2), tf.constant(2)
+    for _ in range(2):
+        out = loop.e_step_tracing_m_step(ahead, *steps)
+        ahead.m_step(steps[2])
+        expected = plain.e_step(*steps[:2])
+        plain.m_step(steps[2])
+        assert {k: float(v) for k, v in out.items()} == {k: float(v) for k, v in expected.items()}
+    assert len(tracers) == 1 and tracers[0] is not threading.main_thread()
+    assert ahead.e_step.experimental_get_tracing_count() == ahead.m_step.experimental_get_tracing_count() == 1
+    for a, b in zip(ahead.variables, plain.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_the_rounds_keep_the_cycle_collector_off_the_heap_they_started_with():
+    import gc
+    before = gc.get_freeze_count()
+    with loop.frozen_heap():
+        assert gc.get_freeze_count() > before
+    assert gc.get_freeze_count() == 0

@@ -9,8 +9,10 @@ seen classes and training may stop early; without them a run is the reference's.
 
 Raises BadInput (config, dataset, refused), Diverged, Stopped, RunFault (docs/algorithm.md §11.3).
 """
+import concurrent.futures
 import contextlib
 import dataclasses
+import gc
 import math
 import os
 import signal
@@ -185,21 +187,50 @@ def weights_finite(groups):
             for kind, variables in groups.items()}
 
 
-def compiled(model, step, *args):
-    """model.<step>(*args), where step is e_step or m_step. When XLA cannot load the step from
-    the compile cache (an entry damaged in a way only loading shows), the cache is emptied and
-    the step traced and compiled again: loading fails before the step runs, so nothing changed."""
+def compiled(model, step):
+    """step(model), where step calls model.e_step or model.m_step. When XLA cannot load the
+    step from the compile cache (an entry damaged in a way only loading shows), the cache is
+    emptied and the steps traced and compiled again: loading fails before the step runs, so
+    nothing changed."""
     import tensorflow as tf
     from tqdm import tqdm
     try:
-        return getattr(model, step)(*args)
+        return step(model)
     except tf.errors.OpError as e:
         said = compile_cache.drop_after_failure(e)
         if not said:
             raise
     tqdm.write(said, file=sys.stderr)
     model.new_steps()
-    return getattr(model, step)(*args)
+    return step(model)
+
+
+@contextlib.contextmanager
+def frozen_heap():
+    """Keep Python's cycle collector off the objects alive when the rounds start (TensorFlow's
+    ~450k among them): tracing the steps allocates enough to trigger full collections, which
+    rescanned them all (a third of the tracing time). Given back to the collector afterwards."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def e_step_tracing_m_step(model, e_steps, n_critic, m_steps):
+    """model.e_step(e_steps, n_critic); before the M-step's first trace, the M-step is traced
+    in a second thread meanwhile: tracing is Python, while the E-step's compile (or load) and
+    run are not. The E-step is traced first and the M-step waited for before anything else, so
+    the functions and their names are the same in every process (XLA's cache finds them)."""
+    if model.m_step.experimental_get_tracing_count():
+        return model.e_step(e_steps, n_critic)
+    model.e_step.get_concrete_function(e_steps, n_critic)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        m_traced = pool.submit(model.m_step.get_concrete_function, m_steps)
+        try:
+            return model.e_step(e_steps, n_critic)
+        finally:
+            m_traced.result()
 
 
 def run_round(r, model, evaluator, steps, val_evaluator=None):
@@ -210,14 +241,14 @@ def run_round(r, model, evaluator, steps, val_evaluator=None):
     """
     e_steps, n_critic, m_steps = steps
     t0 = time.perf_counter()
-    e_out = {k: float(v) for k, v in compiled(model, "e_step", e_steps, n_critic).items()}
+    e_out = {k: float(v) for k, v in compiled(model, lambda m: e_step_tracing_m_step(m, *steps)).items()}
     check_finite(r, "E-step", {("critic", "d_loss"): e_out["d_loss"],
                                ("generator", "g_loss"): e_out["g_loss"],
                                ("generator", "kl_loss"): e_out["kl_loss"]},
                  weights_finite({"critic": model.d_vars, "generator": model.g_vars}))
     fault_point("after_e_step")
     t1 = time.perf_counter()
-    m_out = {k: float(v) for k, v in compiled(model, "m_step", m_steps).items()}
+    m_out = {k: float(v) for k, v in compiled(model, lambda m: m.m_step(m_steps)).items()}
     check_finite(r, "M-step", {("CSEM", "csem_loss"): m_out["csem_loss"]},
                  weights_finite({"CSEM": model.f_vars}))
     t2 = time.perf_counter()
@@ -374,7 +405,7 @@ def train(cfg, dataset, run, on_round=None, progress=True):
     steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
     stopped_early = False
     try:
-        with StopOnSignal() as stop:
+        with StopOnSignal() as stop, frozen_heap():
             for r in rounds.bar:
                 try:
                     metrics, losses, timings, records = run_round(r, model, evaluator, steps, val)
