@@ -32,11 +32,11 @@ def settings(cfg):
 
 def data(model, evaluators):
     """The data the kept objects hold as numpy arrays: the sampler's tensors (captured by the
-    steps) and each evaluator's queries, gallery and labels."""
+    steps) and each evaluator's queries, gallery and labels (evaluators: Evaluators or None)."""
     s = model.sampler
     arrays = [s.class_ids, s.images, s.texts, s.counts, s.offsets]
     for e in evaluators:
-        arrays += [e.texts, e.images, e.query_labels, e.gallery_labels]
+        arrays += [] if e is None else [e.texts, e.images, e.query_labels, e.gallery_labels]
     return [np.asarray(a) for a in arrays]
 
 
@@ -58,7 +58,8 @@ def reuse(cfg, model, evaluators):
     are those `model` and `evaluators` (freshly built, not traced) would trace; otherwise the
     fresh ones, which are kept for the next call.
 
-    evaluators: a tuple of the run's Evaluators, which share `model`'s networks and generator.
+    evaluators: the run's Evaluators (None for one it does not have: the validation classes'),
+    which share `model`'s networks and generator.
     """
     global _kept
     key = settings(cfg)

@@ -300,16 +300,14 @@ def build(cfg, dataset, reuse_kernels=False):
     tf.config.experimental.enable_op_determinism()
     model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim,
                     selection.training_split(dataset, cfg.val_classes))
-    evaluators = [Evaluator(dataset, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)]
-    if cfg.val_classes:
-        evaluators.append(Evaluator(eval_split(dataset, cfg.val_classes), model.nets, model.rng,
-                                    cfg.top_k, cfg.eval_ks, cfg.eval_chunk))
+    evaluator = Evaluator(dataset, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
+    val = (Evaluator(eval_split(dataset, cfg.val_classes), model.nets, model.rng, cfg.top_k, cfg.eval_ks,
+                     cfg.eval_chunk) if cfg.val_classes else None)
     if reuse_kernels:
-        model, evaluators = kernels.reuse(cfg, model, tuple(evaluators))
+        model, (evaluator, val) = kernels.reuse(cfg, model, (evaluator, val))
     rounds_done = tf.Variable(0, dtype=tf.int64, name="round")
     best = tf.Variable(-1.0, dtype=tf.float64, name="best")
     ckpt = tf.train.Checkpoint(model=model, best=best, round=rounds_done)
-    evaluator, val = (*evaluators, None)[:2]
     return model, evaluator, val, ckpt
 
 
