@@ -69,7 +69,7 @@ def phases(dataset):
     cfg = load_config(flags={"dataset": dataset})
     cfg, data = loop.load_checked(cfg)
     lap("data_s")
-    model, evaluator, _ = loop.build(cfg, data)
+    model, evaluator, _, _ = loop.build(cfg, data)
     e, n, m = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
     lap("build_s")
     with loop.frozen_heap():  # as the loop's rounds run

@@ -14,7 +14,7 @@ from zscrgan.results import Run
 
 def scripted(test, val=None):
     """A stand-in for loop.run_round that returns round r's scripted Prec@5 (and val Prec@5)."""
-    def run_round(r, model, evaluator, steps, val_evaluator=None):
+    def run_round(r, model, evaluator, steps, val_evaluator=None, startup=None):
         metrics = {"prec_at_5": test[r - 1], "map_at_5": test[r - 1] / 2}
         if val is not None:
             metrics.update(val_prec_at_5=val[r - 1], val_map_at_5=val[r - 1] / 2)

@@ -336,7 +336,7 @@ def test_checkpoint_restores_every_part_of_the_training_state(tmp_path):
     # the first pass (which follows trainids.pkl, as the fresh `other` below still does).
     dataset = load_dataset(make_dataset(str(tmp_path / "D"), n_train=5, n_img=6))
     cfg = tiny_config(batch_size=3)
-    model, evaluator, ckpt = build(cfg, dataset)
+    model, evaluator, _, ckpt = build(cfg, dataset)
     model.e_step(tf.constant(3), tf.constant(2))
     model.m_step(tf.constant(2))
     evaluator.evaluate()
@@ -346,7 +346,7 @@ def test_checkpoint_restores_every_part_of_the_training_state(tmp_path):
     assert int(model.sampler.cursor) > 0 and int(tf.reduce_sum(model.sampler.image_cursor)) > 0
     assert model.sampler.order.numpy().tolist() != list(range(5))  # reshuffled, so its restore is tested
 
-    other, other_eval, other_ckpt = build(tiny_config(batch_size=3, seed=1), dataset)
+    other, other_eval, _, other_ckpt = build(tiny_config(batch_size=3, seed=1), dataset)
     restore(other_ckpt, prefix)
     assert int(other_ckpt.round) == 4 and float(other_ckpt.best) == 0.25
     parts = {"rng": (model.rng.state, other.rng.state),

@@ -104,6 +104,12 @@ def dumps(folder):
     return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(folder, "acc*.pkl"))}
 
 
+def starts(out):
+    """{"<dataset>/<trial>": start.yml} of a sweep folder: where each trial's latest attempt started."""
+    return {key: yaml.safe_load(open(os.path.join(trial_files(out, key)[0], results.START_FILE)))
+            for key in statuses(out)}
+
+
 def outcome(out, key):
     """What a deterministic trial must reproduce: its history without timings, and its dumps."""
     logs, results = trial_files(out, key)
@@ -161,6 +167,12 @@ def test_local_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
         assert saved["run_name"] == status["trial"] and saved["threads"] == 1
         assert saved["datasets_dir"] == os.path.join(os.path.dirname(out), "datasets")
     assert results.trial_folders(str(out)) == sorted(trial_files(out, k)[0] for k in found)
+    # Two workers at a time, each kept for its next trial: TensorFlow started in fewer processes than trials.
+    started = starts(out)
+    assert len({s["pid"] for s in started.values()}) < len(started)
+    for key, s in started.items():
+        assert s["trial_in_process"] >= 1 and s["build_s"] > 0 and s["compile_s"] is not None, key
+        assert (s["process_s"] > 0 and s["tf_import_s"] > 0) == (s["trial_in_process"] == 1), key
     resolved = yaml.safe_load(open(out / "sweep.yml"))
     assert resolved["datasets"] == ["TINY", "TINY2"] and resolved["resources"] == {"cpus": 1, "gpus": 0}
     assert "sweep out: 4 finished" in stdout
@@ -219,6 +231,10 @@ def test_killed_driver_resumed_matches_the_uninterrupted_sweep(local_sweep, tmp_
     done = [k for k, s in before.items() if s["status"] == "finished"]
     cut = [k for k, s in before.items() if s["status"] == "running"]
     assert len(done) == 1 and len(cut) == 1 and before[cut[0]]["rounds_done"] == 2
+    # One worker ran both, the second on the first's kernels: the resumed run must still equal the reference.
+    first, second = starts(out)[done[0]], starts(out)[cut[0]]
+    assert second["pid"] == first["pid"] and second["trial_in_process"] == first["trial_in_process"] + 1
+    assert second["reused_kernels"] and second["trace_s"] == 0 and not first["reused_kernels"]
     finished_history = open(os.path.join(trial_files(out, done[0])[0], "history.csv")).read()
 
     rc, stdout, err = run_sweep(base, name, "--out", "out", "--resume")

@@ -56,7 +56,7 @@ def main(args):
     _check_out(args.out)
     run, cfg, prefix = _run_config(args)
     cfg, dataset = loop.load_checked(cfg)
-    model, evaluator, ckpt = loop.build(cfg, dataset)
+    model, evaluator, _, ckpt = loop.build(cfg, dataset)
     restore(ckpt, prefix)
     staging = f"{os.path.abspath(args.out).rstrip(os.sep)}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

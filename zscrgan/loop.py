@@ -217,31 +217,38 @@ def frozen_heap():
         gc.unfreeze()
 
 
-def e_step_tracing_m_step(model, e_steps, n_critic, m_steps):
+def e_step_tracing_m_step(model, e_steps, n_critic, m_steps, startup=None):
     """model.e_step(e_steps, n_critic); before the M-step's first trace, the M-step is traced
     in a second thread meanwhile: tracing is Python, while the E-step's compile (or load) and
     run are not. The E-step is traced first and the M-step waited for before anything else, so
-    the functions and their names are the same in every process (XLA's cache finds them)."""
+    the functions and their names are the same in every process (XLA's cache finds them).
+    startup: a dict that gets trace_s, the seconds spent only tracing: the E-step's trace and
+    any wait for the M-step's after the E-step ran."""
     if model.m_step.experimental_get_tracing_count():
         return model.e_step(e_steps, n_critic)
+    t0 = time.perf_counter()
     model.e_step.get_concrete_function(e_steps, n_critic)
+    traced = time.perf_counter() - t0
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         m_traced = pool.submit(model.m_step.get_concrete_function, m_steps)
         try:
             return model.e_step(e_steps, n_critic)
         finally:
+            t1 = time.perf_counter()
             m_traced.result()
+            if startup is not None:
+                startup["trace_s"] = traced + time.perf_counter() - t1
 
 
-def run_round(r, model, evaluator, steps, val_evaluator=None):
+def run_round(r, model, evaluator, steps, val_evaluator=None, startup=None):
     """One round: E-step, M-step, evaluation. Returns (metrics, losses, timings, records).
 
     With a val_evaluator, the validation classes are evaluated after the test classes and
-    their metrics join `metrics` as val_prec_at_<K>, val_map_at_<K>.
+    their metrics join `metrics` as val_prec_at_<K>, val_map_at_<K>. startup: see `run`.
     """
     e_steps, n_critic, m_steps = steps
     t0 = time.perf_counter()
-    e_out = {k: float(v) for k, v in compiled(model, lambda m: e_step_tracing_m_step(m, *steps)).items()}
+    e_out = {k: float(v) for k, v in compiled(model, lambda m: e_step_tracing_m_step(m, *steps, startup)).items()}
     check_finite(r, "E-step", {("critic", "d_loss"): e_out["d_loss"],
                                ("generator", "g_loss"): e_out["g_loss"],
                                ("generator", "kl_loss"): e_out["kl_loss"]},
@@ -276,10 +283,17 @@ def set_threads(n):
               file=sys.stderr)
 
 
-def build(cfg, dataset):
-    """Model, evaluator and the checkpoint object holding the model, round and best score."""
+def build(cfg, dataset, reuse_kernels=False):
+    """(model, evaluator, val_evaluator, checkpoint): the model, the evaluators of the test
+    classes and of the validation classes (None when the run holds none out), and the
+    checkpoint object holding the model, round and best score.
+
+    reuse_kernels: take instead the model and evaluators of this process's previous run with
+    the same graphs, already traced, holding this run's fresh values (zscrgan/kernels.py).
+    """
     import tensorflow as tf
-    from zscrgan.evaluation import Evaluator
+    from zscrgan import kernels
+    from zscrgan.evaluation import Evaluator, eval_split
     from zscrgan.training import ZSCRGAN
 
     set_threads(cfg.threads)
@@ -287,19 +301,14 @@ def build(cfg, dataset):
     model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim,
                     selection.training_split(dataset, cfg.val_classes))
     evaluator = Evaluator(dataset, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
+    val = (Evaluator(eval_split(dataset, cfg.val_classes), model.nets, model.rng, cfg.top_k, cfg.eval_ks,
+                     cfg.eval_chunk) if cfg.val_classes else None)
+    if reuse_kernels:
+        model, (evaluator, val) = kernels.reuse(cfg, model, (evaluator, val))
     rounds_done = tf.Variable(0, dtype=tf.int64, name="round")
     best = tf.Variable(-1.0, dtype=tf.float64, name="best")
     ckpt = tf.train.Checkpoint(model=model, best=best, round=rounds_done)
-    return model, evaluator, ckpt
-
-
-def val_evaluator(cfg, dataset, model):
-    """The evaluator of the validation classes, or None when the run holds none out."""
-    if not cfg.val_classes:
-        return None
-    from zscrgan.evaluation import Evaluator, eval_split
-    return Evaluator(eval_split(dataset, cfg.val_classes), model.nets, model.rng,
-                     cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
+    return model, evaluator, val, ckpt
 
 
 @dataclasses.dataclass
@@ -381,7 +390,7 @@ class Rounds:
                 "stopped_early": stopped_early}
 
 
-def train(cfg, dataset, run, on_round=None, progress=True):
+def train(cfg, dataset, run, on_round=None, progress=True, reuse_kernels=False, startup=None):
     """Run (or continue) the rounds; returns {"rounds": rounds done, "best": best score of the
     selection metric, "test_at_best": test Prec@K of the best round, "stopped_early": bool}.
 
@@ -390,12 +399,15 @@ def train(cfg, dataset, run, on_round=None, progress=True):
     and, with `patience`, when to stop. on_round(row, best, is_best), if given, is called
     after each round's checkpoint with the round's history row ({round, prec_at_K...,
     map_at_K, [val_prec_at_K..., val_map_at_K,] losses, timings}), the best score so far and
-    whether this round set it. progress: show a progress bar.
+    whether this round set it. progress: show a progress bar. reuse_kernels, startup: see `run`.
     """
     import tensorflow as tf
 
-    model, evaluator, ckpt = build(cfg, dataset)
-    val = val_evaluator(cfg, dataset, model)
+    t0 = time.perf_counter()
+    model, evaluator, val, ckpt = build(cfg, dataset, reuse_kernels)
+    if startup is not None:
+        startup.update(build_s=time.perf_counter() - t0, trace_s=0.0,
+                       reused_kernels=model.e_step.experimental_get_tracing_count() > 0)
     rounds = Rounds(cfg, run, ckpt, progress)
     if rounds.selected.patience_over(cfg.patience, rounds.start):
         rounds.close()
@@ -408,7 +420,7 @@ def train(cfg, dataset, run, on_round=None, progress=True):
         with StopOnSignal() as stop, frozen_heap():
             for r in rounds.bar:
                 try:
-                    metrics, losses, timings, records = run_round(r, model, evaluator, steps, val)
+                    metrics, losses, timings, records = run_round(r, model, evaluator, steps, val, startup)
                 except KeyboardInterrupt:  # a second signal, or Ctrl-C before the handler was set
                     raise Stopped(stop.signum or signal.SIGINT, f"stopped in round {r}, which is lost; "
                                                  f"the latest checkpoint (round {r - 1}) is kept")
@@ -444,7 +456,7 @@ def _report_end(cfg, rounds, stopped_early):
 
 def evaluate_only(cfg, dataset, prefix, res_dir):
     """Evaluate a checkpoint (or fresh weights) once and write its dump to <res_dir>/eval/."""
-    model, evaluator, ckpt = build(cfg, dataset)
+    model, evaluator, _, ckpt = build(cfg, dataset)
     if prefix:
         restore(ckpt, prefix)
         print(f"Evaluating {prefix} (round {int(ckpt.round)})")
@@ -461,7 +473,7 @@ def evaluate_only(cfg, dataset, prefix, res_dir):
 # --------------------------------------------------------------------------- one run
 
 
-def start_training(cfg, dataset, run, resume, on_round=None, progress=True):
+def start_training(cfg, dataset, run, resume, on_round=None, progress=True, reuse_kernels=False, startup=None):
     """Checks and files that come before the first round (holding the lock), then `train`."""
     shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
     check_can_train(resume, run, shape, cfg)
@@ -478,19 +490,27 @@ def start_training(cfg, dataset, run, resume, on_round=None, progress=True):
     if done >= cfg.epochs:
         print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
         return {"rounds": done, **run.scores(run.selected()), "stopped_early": False}
-    return train(cfg, dataset, run, on_round, progress)
+    return train(cfg, dataset, run, on_round, progress, reuse_kernels, startup)
 
 
-def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True):
+def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True, reuse_kernels=False,
+        startup=None):
     """Train (or with eval_only, evaluate) one run of a resolved config: the one loop that the
     command line, the sweep's trials and the benchmarks share.
 
     checkpoint (with eval_only): best, latest or a path; default the run's best, else its
-    latest, else fresh weights. Returns train's summary ({"rounds", "best", "test_at_best",
+    latest, else fresh weights. reuse_kernels (sweep trials): train with the model and
+    evaluators this process traced for an earlier run of the same graphs, set to this run's
+    fresh values (zscrgan/kernels.py). startup: a dict that the run fills with where its start
+    went: data_s, build_s, trace_s (seconds; trace_s is the part of round 1 that only traced)
+    and reused_kernels. Returns train's summary ({"rounds", "best", "test_at_best",
     "stopped_early"}) or None after eval_only. Raises BadInput, Diverged, Stopped, RunFault.
     """
     this = Run.of(cfg)
+    t0 = time.perf_counter()
     cfg, dataset = load_checked(cfg)
+    if startup is not None:
+        startup["data_s"] = time.perf_counter() - t0
     if progress:
         print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
     if eval_only:
@@ -502,4 +522,4 @@ def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, prog
             remove_partials([this.results, os.path.join(this.results, "eval")])
             evaluate_only(cfg, dataset, prefix, this.results)
             return None
-        return start_training(cfg, dataset, this, resume, on_round, progress)
+        return start_training(cfg, dataset, this, resume, on_round, progress, reuse_kernels, startup)

@@ -12,7 +12,8 @@ second run out and is released by the kernel when its run dies, however it dies.
 
 `fault_point` lets the tests kill a real run at a chosen moment: with
 ZSCRGAN_FAULT="<point>,<n>,<SIGNAL>" the process sends itself SIGNAL (KILL, INT, TERM)
-the n-th time it reaches <point>. Unset, it does nothing.
+the n-th time it reaches <point> (in a sweep's worker: the n-th time in the trial it runs,
+`restart_fault_counts`). Unset, it does nothing.
 """
 import collections
 import csv
@@ -66,6 +67,11 @@ def fault_point(name):
         sys.stdout.flush()
         sys.stderr.flush()
         os.kill(os.getpid(), getattr(signal, "SIG" + sig))
+
+
+def restart_fault_counts():
+    """Count from zero again: a sweep worker runs trial after trial, and each counts its own."""
+    _fault_counts.clear()
 
 
 def atomic_write(path, data, kind):
@@ -492,6 +498,8 @@ STATUS_FILE = "status.yml"
 # A trial's status.yml `status`: pending (not started), running, finished, failed (bad input,
 # divergence, or a crash after its retries), stopped (by ASHA).
 STATUSES = ("pending", "running", "finished", "failed", "stopped")
+# Where a trial's latest attempt spent its start (sweep.run_trial writes it; bench_sweep reads it).
+START_FILE = "start.yml"
 
 
 def sweep_dirs(out):

@@ -15,8 +15,13 @@ SWEEP.yml:
 Each trial is an ordinary run of `loop.run` (configs/default.yml, then configs/<dataset>.yml,
 then `set`, then the trial's grid values and seed) named `results.trial_label(seed, grid)`,
 with `logs_dir` DIR/logs, `results_dir` DIR/results and `threads` = its CPUs. Its folder
-DIR/logs/<dataset>_logs/<trial>/ holds the run's usual files and status.yml (one of
-`results.STATUSES`; see `results.new_status`).
+DIR/logs/<dataset>_logs/<trial>/ holds the run's usual files, status.yml (one of
+`results.STATUSES`; see `results.new_status`) and start.yml (where its start went).
+
+A worker process runs trial after trial (Tune's reuse_actors), TensorFlow started once; a
+trial whose graphs are its previous trial's (the same dataset and settings, another seed)
+runs on that trial's traced kernels, every variable set to its own fresh values
+(zscrgan/kernels.py): the same run, without tracing or compiling.
 
 Before Ray starts, every trial's config and every dataset folder is checked (the loader's
 checks, as `train` makes them); bad input exits 2 with one line and nothing written.
@@ -42,6 +47,7 @@ import logging
 import os
 import re
 import socket
+import statistics
 import sys
 import time
 
@@ -50,7 +56,8 @@ from zscrgan import results
 from zscrgan.cli import positive
 from zscrgan.config import ConfigError
 from zscrgan.errors import EXIT_FAILED, EXIT_OK, BadInput, Diverged, UsageError, one_line
-from zscrgan.results import LOCK_FILE, LockHeld, Run, RunLock, fault_point, read_status, write_status, write_yaml
+from zscrgan.results import (LOCK_FILE, START_FILE, LockHeld, Run, RunLock, fault_point, read_status,
+                             write_status, write_yaml)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 SWEEP_KEYS = ("datasets", "seeds", "set", "grid", "resources")
@@ -59,6 +66,8 @@ OWN_KEYS = ("dataset", "seed", "run_name", "logs_dir", "results_dir", "threads")
 NOT_IN_GRID = OWN_KEYS + ("datasets_dir",)
 MAX_RETRIES = 3          # restarts of a trial whose process died, each from its latest checkpoint
 LOCK_WAIT_S = 60         # how long a trial waits for a previous attempt's process to let go of its folder
+THREAD_WAIT_S = 60       # how long a worker given its next trial waits for the last one's thread to end
+                         # (Tune's default, 2 s, then fails the new trial; a stopped trial takes a moment)
 CONNECT_TIMEOUT_S = 5    # how long --address may take to answer before the sweep gives up
 TUNE_LOG = "tune.log"
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -218,13 +227,52 @@ def wait_for_lock(folder, timeout=LOCK_WAIT_S):
             time.sleep(1)
 
 
+def process_age():
+    """Seconds since this process was created (from /proc: Linux), or None."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")
+
+
+_trials_here = 0  # trials this worker process has started: Tune gives a process trial after trial
+
+
+def process_start():
+    """{pid, trial_in_process, process_s, tf_import_s}: this process's own start as the trial
+    sees it (both 0 for a process an earlier trial started), TensorFlow imported meanwhile."""
+    global _trials_here
+    process_s = process_age() if not _trials_here else 0.0
+    t0, imported = time.perf_counter(), "tensorflow" in sys.modules
+    import tensorflow  # noqa: F401  (a run imports it anyway; here its seconds are counted apart)
+    _trials_here += 1
+    return {"pid": os.getpid(), "trial_in_process": _trials_here, "process_s": process_s,
+            "tf_import_s": 0.0 if imported else time.perf_counter() - t0}
+
+
+def start_record(process, startup, em):
+    """start.yml: `process` (process_start), the run's `startup` (loop.run) and compile_s, the
+    seconds of round 1's E- and M-step beyond tracing and a steady round (the median of this
+    attempt's later rounds; None without them). em: this attempt's rounds' E+M seconds."""
+    compile_s = em[0] - startup.get("trace_s", 0.0) - statistics.median(em[1:]) if len(em) > 1 else None
+    return {**process, **startup, "compile_s": compile_s}
+
+
 def run_trial(config, trials):
     """Tune's trainable: one attempt at the trial `config["trial"]`, resuming the run from its
-    latest checkpoint if an earlier attempt left one. Reports every round to Tune, after
-    writing status.yml, with `score` the run's selection metric (what ASHA compares): a trial
-    that the scheduler stops leaves its report with SystemExit, and the driver records it.
-    Bad input and divergence are recorded as failed and return normally, so Tune does not
-    retry them; anything else is recorded and raised, and Tune retries it."""
+    latest checkpoint if an earlier attempt left one, on the kernels this worker process traced
+    for its previous trial when the graphs are the same (zscrgan/kernels.py). Reports every
+    round to Tune, after writing status.yml, with `score` the run's selection metric (what ASHA
+    compares): a trial that the scheduler stops leaves its report with SystemExit, and the
+    driver records it. Bad input and divergence are recorded as failed and return normally, so
+    Tune does not retry them; anything else is recorded and raised, and Tune retries it.
+    Each round also writes where the attempt's start went to start.yml (`start_record`)."""
+    process = process_start()
+    results.restart_fault_counts()
     import ray
     from easydict import EasyDict
     from ray import tune
@@ -239,8 +287,12 @@ def run_trial(config, trials):
     start, before = time.monotonic(), status["seconds"]
     key, node_id = results.score_key(cfg.select, cfg.top_k), ray.get_runtime_context().get_node_id()
 
+    startup, em = {}, []
+
     def on_round(row, best, is_best):
+        em.append(row["e_step_s"] + row["m_step_s"])
         record(rounds_done=row["round"])
+        write_yaml(os.path.join(folder, START_FILE), start_record(process, startup, em), "trial start")
         tune.report({**row, "score": row[key], "best": best, "node_id": node_id})
 
     def record(**outcome):
@@ -249,7 +301,7 @@ def run_trial(config, trials):
 
     try:
         wait_for_lock(folder)
-        result = loop.run(cfg, resume=True, on_round=on_round, progress=False)
+        result = loop.run(cfg, resume=True, on_round=on_round, progress=False, reuse_kernels=True, startup=startup)
     except (BadInput, Diverged) as e:
         record(status="failed", error=one_line(e))
     except Exception as e:
@@ -336,7 +388,8 @@ def start_ray(address, resources):
     """Start (or connect to) Ray with this package on every worker (a trial's config comes
     resolved from the driver, so workers need no configs/)."""
     import ray
-    runtime_env = {"py_modules": [PACKAGE_DIR], "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}}
+    runtime_env = {"py_modules": [PACKAGE_DIR],
+                   "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3", "TUNE_FUNCTION_THREAD_TIMEOUT_S": str(THREAD_WAIT_S)}}
     local = {} if address else {"include_dashboard": False}
     try:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
@@ -449,7 +502,9 @@ def tune_trials(configs, todo, out, resources, max_concurrent, scheduler_name):
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(todo)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, scheduler=scheduler,
+        # reuse_actors: a worker process (and its TensorFlow, and kernels.py's kept kernels)
+        # runs the next trial; every trial of a sweep asks for the same CPUs, so the same threads.
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, scheduler=scheduler, reuse_actors=True,
                                     trial_name_creator=lambda t: t.config["trial"],
                                     trial_dirname_creator=lambda t: t.config["trial"].replace("/", "_")),
         run_config=tune.RunConfig(storage_path=os.path.join(out, "ray"), name=time.strftime("tune-%Y%m%d-%H%M%S"),
