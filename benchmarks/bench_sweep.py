@@ -22,9 +22,8 @@ import tempfile
 import time
 
 import numpy as np
-import yaml
 
-from zscrgan.results import START_FILE, Run
+from zscrgan.results import Run, read_start, trial_folders
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,10 +70,9 @@ def run_stats(logs_dir):
     return stats
 
 
-def trial_starts(logs_dir):
-    """{trial: its start.yml} of a sweep's trials."""
-    return {trial: yaml.safe_load(open(os.path.join(logs_dir, trial, START_FILE)))
-            for trial in sorted(os.listdir(logs_dir))}
+def trial_starts(out):
+    """{trial: its start.yml} of the sweep's trials in `out`."""
+    return {os.path.basename(folder): read_start(folder) for folder in trial_folders(out)}
 
 
 START_COLUMNS = ("process_s", "tf_import_s", "data_s", "build_s", "trace_s", "compile_s")
@@ -112,7 +110,7 @@ def main():
 
         seq_stats = run_stats(os.path.join(seq, "logs", "MFEAT_logs"))
         sweep_stats = run_stats(os.path.join(work, "sweep", "logs", "MFEAT_logs"))
-        starts = trial_starts(os.path.join(work, "sweep", "logs", "MFEAT_logs"))
+        starts = trial_starts(os.path.join(work, "sweep"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     n = len(seeds)

@@ -549,6 +549,15 @@ def write_status(folder, status):
     write_yaml(os.path.join(folder, STATUS_FILE), status, "status")
 
 
+def read_start(folder):
+    """A trial's start.yml in its logs folder (where its latest attempt's start went), or None."""
+    return read_yaml(os.path.join(folder, START_FILE), "trial start file")
+
+
+def write_start(folder, start):
+    write_yaml(os.path.join(folder, START_FILE), start, "trial start")
+
+
 def trial_folders(out):
     """The logs folders of every trial of the sweep in `out` (those holding a status.yml), sorted."""
     logs = sweep_dirs(out)[0]

@@ -56,7 +56,7 @@ from zscrgan import results
 from zscrgan.cli import positive
 from zscrgan.config import ConfigError
 from zscrgan.errors import EXIT_FAILED, EXIT_OK, BadInput, Diverged, UsageError, one_line
-from zscrgan.results import (LOCK_FILE, START_FILE, LockHeld, Run, RunLock, fault_point, read_status,
+from zscrgan.results import (LOCK_FILE, LockHeld, Run, RunLock, fault_point, read_status, write_start,
                              write_status, write_yaml)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -292,7 +292,7 @@ def run_trial(config, trials):
     def on_round(row, best, is_best):
         em.append(row["e_step_s"] + row["m_step_s"])
         record(rounds_done=row["round"])
-        write_yaml(os.path.join(folder, START_FILE), start_record(process, startup, em), "trial start")
+        write_start(folder, start_record(process, startup, em))
         tune.report({**row, "score": row[key], "best": best, "node_id": node_id})
 
     def record(**outcome):
