@@ -300,9 +300,12 @@ def build(cfg, dataset, reuse_kernels=False):
     tf.config.experimental.enable_op_determinism()
     model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim,
                     selection.training_split(dataset, cfg.val_classes))
-    evaluator = Evaluator(dataset, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
-    val = (Evaluator(eval_split(dataset, cfg.val_classes), model.nets, model.rng, cfg.top_k, cfg.eval_ks,
-                     cfg.eval_chunk) if cfg.val_classes else None)
+
+    def evaluator_of(split):
+        return Evaluator(split, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
+
+    evaluator = evaluator_of(eval_split(dataset))
+    val = evaluator_of(eval_split(dataset, cfg.val_classes)) if cfg.val_classes else None
     if reuse_kernels:
         model, (evaluator, val) = kernels.reuse(cfg, model, (evaluator, val))
     rounds_done = tf.Variable(0, dtype=tf.int64, name="round")
