@@ -1,4 +1,7 @@
-"""Shared fixtures: tiny datasets and configs built by the tests themselves."""
+"""Shared fixtures: tiny datasets and configs built by the tests themselves, and what two runs
+of the same thing must share."""
+import csv
+import glob
 import os
 import sys
 
@@ -15,6 +18,22 @@ os.environ["TF_XLA_FLAGS"] = " ".join(flag for flag in os.environ.get("TF_XLA_FL
 
 from zscrgan import config as config_lib  # noqa: E402
 from zscrgan.data import save_dataset  # noqa: E402
+from zscrgan.results import HISTORY_FILE  # noqa: E402
+
+# The history columns that time a round: two runs of the same thing differ only there.
+TIMING = ("e_step_s", "m_step_s", "eval_s")
+
+
+def history_rows(logs):
+    """The rows of a logs folder's history.csv as written (strings), without the timing columns."""
+    with open(os.path.join(logs, HISTORY_FILE), newline="") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+
+def dump_bytes(results):
+    """{file name: bytes} of the retrieval dumps in a results folder."""
+    return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(results, "acc*.pkl"))}
+
 
 # Flags for a run that finishes in seconds.
 TINY_FLAGS = ["--gf_dim", "8", "--df_dim", "8", "--embed_dim", "4", "--z_dim", "2",

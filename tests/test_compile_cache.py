@@ -1,6 +1,5 @@
 """XLA's persistent compile cache: where it lives, that it keeps the user's flags, that a
 damaged entry is dropped, and that a run with it (cold, warm, damaged) equals a run without."""
-import csv
 import glob
 import io
 import os
@@ -8,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import TINY_FLAGS, make_dataset, run_exp_command
+from conftest import TINY_FLAGS, history_rows, make_dataset, run_exp_command
 from zscrgan import compile_cache
 
 # A cache entry as TensorFlow writes it: a protocol-buffer message of key (1), HLO (2) and
@@ -93,9 +92,6 @@ def test_a_failure_to_load_empties_the_cache_and_other_failures_are_left_alone(t
 
 # --------------------------------------------------------------------------- end to end
 
-TIMING = {"e_step_s", "m_step_s", "eval_s"}
-
-
 def train(base, cache):
     """A tiny XLA run (the default) of 2 rounds in a fresh process with ZSCRGAN_COMPILE_CACHE=cache.
     Returns (its outputs: history without timings, {file: bytes} of dumps and checkpoints; stderr)."""
@@ -105,8 +101,7 @@ def train(base, cache):
     proc = subprocess.run(cmd, cwd=str(base), env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     logs = base / "logs" / "TINY_logs"
-    with open(logs / "history.csv", newline="") as f:
-        rows = [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+    rows = history_rows(logs)
     files = sorted(glob.glob(str(base / "res" / "TINY_res" / "*.pkl")) + glob.glob(str(logs / "latest" / "*"))
                    + glob.glob(str(logs / "best" / "*")))
     assert len(rows) == 2 and any(p.endswith(".index") for p in files)

@@ -1,17 +1,13 @@
 """Kept kernels (zscrgan/kernels.py): a run on another run's traced model and evaluators is the
 run it would have been on its own, and they are taken only when the graphs are the same."""
-import glob
-import os
 
 import numpy as np
 import pytest
 
-from conftest import make_dataset, tiny_config
+from conftest import dump_bytes, history_rows, make_dataset, tiny_config
 from zscrgan import kernels, loop
 from zscrgan.data import load_dataset
 from zscrgan.results import Run
-
-TIMING = {"e_step_s", "m_step_s", "eval_s"}
 
 
 @pytest.fixture(autouse=True)
@@ -24,9 +20,7 @@ def nothing_kept():
 def outputs(run):
     """History without timings, the dumps' bytes, and every tensor of the latest and best checkpoints."""
     import tensorflow as tf
-    columns, rows = run.history()
-    history = [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
-    dumps = {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(run.results, "acc*.pkl"))}
+    history, dumps = history_rows(run.logs), dump_bytes(run.results)
     tensors = {}
     for which in ("latest", "best"):
         reader = tf.train.load_checkpoint(run.checkpoint(which))

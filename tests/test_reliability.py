@@ -17,13 +17,12 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_FLAGS, make_dataset, run_exp_command
+from conftest import ROOT, TINY_FLAGS, dump_bytes, history_rows, make_dataset, run_exp_command
 from zscrgan.evaluation import prec_from_records
 from zscrgan.results import LockHeld, RunLock, run_dirs
 
 EPOCHS = 6
 FLAGS = [*TINY_FLAGS, "--eval_ks", "5"]
-TIMING = {"e_step_s", "m_step_s", "eval_s"}
 
 
 def start(base, *args, fault=None):
@@ -48,20 +47,17 @@ def logs(base):
 
 
 def history(base):
-    with open(logs(base) / "history.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    return history_rows(logs(base))
 
 
 def dumps(base):
     """{file name: bytes} of the training dumps."""
-    return {os.path.basename(p): open(p, "rb").read()
-            for p in glob.glob(os.path.join(run_dirs("TINY", None, str(base / "logs"), str(base / "res"))[1], "acc*.pkl"))}
+    return dump_bytes(run_dirs("TINY", None, str(base / "logs"), str(base / "res"))[1])
 
 
 def results(base):
     """Everything a deterministic run must reproduce: history without timings, and dumps."""
-    rows = [{k: v for k, v in row.items() if k not in TIMING} for row in history(base)]
-    return rows, dumps(base)
+    return history(base), dumps(base)
 
 
 def checkpoint_values(prefix):

@@ -5,8 +5,6 @@ The runs are the real script in subprocesses on a tiny dataset, with learning ra
 enough that the scores move within a few rounds.
 """
 import collections
-import csv
-import glob
 import os
 import pathlib
 import pickle
@@ -15,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import TINY_FLAGS, make_dataset, run_exp_command, tiny_config
+from conftest import TINY_FLAGS, dump_bytes, history_rows, make_dataset, run_exp_command, tiny_config
 from zscrgan.config import ConfigError
 from zscrgan.data import DatasetError, load_dataset
 from zscrgan.evaluation import prec_from_records
@@ -25,7 +23,6 @@ from zscrgan.selection import resolve_val_ids, training_split
 
 FLAGS = [*TINY_FLAGS, "--gf_dim", "16", "--e_steps", "10", "--m_steps", "10", "--eval_ks", "5",
          "--generator_lr", "0.03", "--discriminator_lr", "0.03", "--CSEM_lr", "0.03", "--jit_compile", "false"]
-TIMING = {"e_step_s", "m_step_s", "eval_s"}
 EPOCHS = 14
 VAL = ["--val_classes", "3", "--select", "val"]
 
@@ -47,13 +44,11 @@ def logs(base):
 
 
 def history(base):
-    with open(logs(base) / "history.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+    return history_rows(logs(base))
 
 
 def dumps(base):
-    folder = Run.find("TINY", logs_dir=str(base / "logs"), results_dir=str(base / "res")).results
-    return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(folder, "acc*.pkl"))}
+    return dump_bytes(Run.find("TINY", logs_dir=str(base / "logs"), results_dir=str(base / "res")).results)
 
 
 def best_checkpoint_round(base):

@@ -21,13 +21,12 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_FLAGS, make_dataset
+from conftest import ROOT, TINY_FLAGS, dump_bytes, history_rows, make_dataset
 from zscrgan import cli, results, sweep
 
 EPOCHS = 4
 SETTINGS = {TINY_FLAGS[i][2:]: yaml.safe_load(TINY_FLAGS[i + 1]) for i in range(0, len(TINY_FLAGS), 2)}
 SETTINGS.update(epochs=EPOCHS, jit_compile=False)
-TIMING = {"e_step_s", "m_step_s", "eval_s"}
 
 
 def new_base(path, *datasets):
@@ -95,25 +94,15 @@ def trial_files(out, key):
     return os.path.join(out, "logs", f"{dataset}_logs", trial), os.path.join(out, "results", f"{dataset}_res", trial)
 
 
-def history(folder):
-    with open(os.path.join(folder, "history.csv"), newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
-
-
-def dumps(folder):
-    return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(folder, "acc*.pkl"))}
-
-
 def starts(out):
     """{"<dataset>/<trial>": start.yml} of a sweep folder: where each trial's latest attempt started."""
-    return {key: yaml.safe_load(open(os.path.join(trial_files(out, key)[0], results.START_FILE)))
-            for key in statuses(out)}
+    return {key: results.read_start(trial_files(out, key)[0]) for key in statuses(out)}
 
 
 def outcome(out, key):
     """What a deterministic trial must reproduce: its history without timings, and its dumps."""
     logs, results = trial_files(out, key)
-    return history(logs), dumps(results)
+    return history_rows(logs), dump_bytes(results)
 
 
 def diverging_dataset(folder):
@@ -162,7 +151,7 @@ def test_local_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
         assert status["grid"] == {} and status["node"]
         assert results.read_status(trial_files(out, key)[0]) == status
         logs, res = trial_files(out, key)
-        assert len(history(logs)) == EPOCHS and dumps(res)
+        assert len(history_rows(logs)) == EPOCHS and dump_bytes(res)
         saved = yaml.safe_load(open(os.path.join(logs, "config.yml")))
         assert saved["run_name"] == status["trial"] and saved["threads"] == 1
         assert saved["datasets_dir"] == os.path.join(os.path.dirname(out), "datasets")
@@ -211,8 +200,8 @@ def test_a_trial_equals_a_standalone_run(local_sweep, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows, files = outcome(out, "TINY/seed1")
-    assert history(base / "ckt_logs" / "TINY_logs") == rows
-    assert dumps(base / "retrieved_res" / "TINY_res") == files
+    assert history_rows(base / "ckt_logs" / "TINY_logs") == rows
+    assert dump_bytes(base / "retrieved_res" / "TINY_res") == files
     best = max(float(r["prec_at_5"]) for r in rows)
     assert max(float(name[3:-4]) for name in files) == best
 
