@@ -54,7 +54,7 @@ def outputs(folder, dataset):
 def phases(dataset):
     """In this process: seconds of each part of a run's start (printed as one JSON line)."""
     t0 = time.perf_counter()
-    from zscrgan import compile_cache, loop
+    from zscrgan.run import compile_cache, loop
     from zscrgan.config import load_config
     compile_cache.enable()
     import tensorflow as tf

@@ -22,8 +22,8 @@ import time
 
 from benchmarks.common import batch32_shapes, eval_flops, matmul_rate, np, peak_rss_gb, tf
 from zscrgan.config import load_config
-from zscrgan.evaluation import Evaluator
-from zscrgan.networks import Networks
+from zscrgan.model.evaluation import Evaluator
+from zscrgan.model.networks import Networks
 
 
 def paper_evaluator(n_queries, n_gallery, n_classes):

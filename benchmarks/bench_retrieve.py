@@ -7,7 +7,7 @@ around 1,000 random class centres (normalised centre + N(0, 0.5^2 / dim) per coo
 normalised again), queries drawn the same way; ranking by inner product as `retrieve` does.
 Prints, side by side: build time, queries/s and recall@K of HNSW (at several efSearch)
 against the exact index, whose top K is the ground truth. Both go through
-`zscrgan.search.search` (FAISS candidates re-scored in float64, ties to the lower row),
+`zscrgan.model.ranking.search` (FAISS candidates re-scored in float64, ties to the lower row),
 and the raw faiss search rate is shown beside it. About 6-10 minutes on 2 cores, mostly
 the HNSW build.
 """
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from zscrgan import search
+from zscrgan.model import ranking as search
 
 
 def clustered(n, dim, centres, rng):

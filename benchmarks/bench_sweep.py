@@ -5,11 +5,11 @@ sweep of 2 concurrent 1-CPU trials.
 
 Run it as a module from the repository's root (or with the package installed), so that
 `zscrgan` imports without any change to sys.path. Both ways run configs/MFEAT.yml (the
-demo) with --epochs rounds through `loop.run`; each is timed end to end as a fresh command,
+demo) with --epochs rounds through `zscrgan.run.loop.run`; each is timed end to end as a fresh command,
 Python start, imports, Ray's start and every trial's TensorFlow start included. "One after
 another" trains with TensorFlow's default threads (both cores); the sweep gives each trial one
 CPU and one thread, and a worker process runs trial after trial on the kernels it traced for
-the first (zscrgan/kernels.py). Prints a table, where each trial's start went (its start.yml,
+the first (zscrgan/run/kept_kernels.py). Prints a table, where each trial's start went (its start.yml,
 `sweep.start_record`), and one JSON line.
 """
 import argparse
@@ -23,12 +23,13 @@ import time
 
 import numpy as np
 
-from zscrgan.results import Run, read_start, trial_folders
+from zscrgan.results.run import Run
+from zscrgan.results.trials import read_start, trial_folders
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SEQUENTIAL = """
-from zscrgan import loop
+from zscrgan.run import loop
 from zscrgan.config import load_config
 for seed in {seeds}:
     cfg = load_config(flags={{"dataset": "MFEAT", "epochs": {epochs}, "seed": seed, "run_name": f"seed{{seed}}",

@@ -18,10 +18,10 @@ import time
 from benchmarks.common import ROOT, batch32_shapes, eval_flops, matmul_rate, median, np, round_flops, tf
 from easydict import EasyDict
 from zscrgan.config import load_config
-from zscrgan.data import Dataset, load_dataset
-from zscrgan.evaluation import Evaluator
-from zscrgan.synthetic import generate
-from zscrgan.training import ZSCRGAN
+from zscrgan.data.dataset import Dataset, load_dataset
+from zscrgan.model.evaluation import Evaluator
+from zscrgan.data.synthetic import generate
+from zscrgan.model.em import ZSCRGAN
 
 
 def scale_setup(scale, paper_steps):

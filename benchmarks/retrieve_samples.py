@@ -15,9 +15,11 @@ import sys
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from zscrgan import cli, exported, search
-from zscrgan.data import dataset_folder, load_dataset
-from zscrgan.evaluation import eval_split, prec_at_k
+from zscrgan import cli
+from zscrgan.model import ranking as search
+from zscrgan.toolkit import savedmodel as exported
+from zscrgan.data.dataset import dataset_folder, eval_split, load_dataset
+from zscrgan.model.metrics import prec_at_k
 
 SAMPLES, NOISE_SEEDS = (1, 5, 20), range(5)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from zscrgan.data import load_dataset, save_dataset  # noqa: E402
+from zscrgan.data.dataset import load_dataset, save_dataset  # noqa: E402
 
 # One unseen digit from each shape family (closed loops 0 6 8 9, straight strokes 1 4 7,
 # open curves 2 3 5): each has seen relatives, yet the three are unlike each other.

@@ -10,24 +10,22 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The tests' own XLA compile cache (zscrgan/compile_cache.py), not the user's: shared by the
+# The tests' own XLA compile cache (zscrgan/run/compile_cache.py), not the user's: shared by the
 # session's runs and its subprocesses, kept between sessions in pytest's gitignored folder.
 os.environ["ZSCRGAN_COMPILE_CACHE"] = os.path.join(ROOT, ".pytest_cache", "xla")
 os.environ["TF_XLA_FLAGS"] = " ".join(flag for flag in os.environ.get("TF_XLA_FLAGS", "").split()
                                       if not flag.startswith("--tf_xla_persistent_cache_directory="))
 
 from zscrgan import config as config_lib  # noqa: E402
-from zscrgan.data import save_dataset  # noqa: E402
-from zscrgan.results import HISTORY_FILE  # noqa: E402
+from zscrgan.data.dataset import save_dataset  # noqa: E402
+from zscrgan.results.history import HISTORY_FILE, TIMING_COLUMNS  # noqa: E402
 
-# The history columns that time a round: two runs of the same thing differ only there.
-TIMING = ("e_step_s", "m_step_s", "eval_s")
 
 
 def history_rows(logs):
     """The rows of a logs folder's history.csv as written (strings), without the timing columns."""
     with open(os.path.join(logs, HISTORY_FILE), newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
 
 
 def dump_bytes(results):
@@ -77,7 +75,7 @@ def run_tool(name, argv):
 
 def run_exp_command(base, *args, fault=None):
     """(command, environment) running run_exp.py on `<base>/datasets/TINY`, with its results
-    and logs under `base`; fault: a ZSCRGAN_FAULT spec (zscrgan/results.py) or None."""
+    and logs under `base`; fault: a ZSCRGAN_FAULT spec (zscrgan/files.py) or None."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("ZSCRGAN_FAULT", None)
     if fault:
@@ -97,16 +95,25 @@ def tool_process(tool, *args, cwd=ROOT, timeout=600):
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory):
-    """(base folder, model folder): a 2-round run on TINY (6 images per class) and its export."""
+def tiny_run(tmp_path_factory):
+    """(base folder, the run's stdout and stderr): a real 2-round run_exp.py on TINY (6 images and
+    3 texts per class) in base/{datasets,logs,res}, made once per test process; tests read it and
+    may add files beside it, never change it."""
     import subprocess
-    base = tmp_path_factory.mktemp("export")
+    base = tmp_path_factory.mktemp("tiny_run")
     make_dataset(str(base / "datasets" / "TINY"), n_img=6, n_text=3)
     cmd, env = run_exp_command(base, "--epochs", "2", *TINY_FLAGS)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(base), env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return base, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run):
+    """(base folder, model folder): tiny_run's best checkpoint exported to base/model."""
+    base, _ = tiny_run
     model = base / "model"
     proc = tool_process("export", "--dataset", "TINY", "--logs_dir", base / "logs", "--results_dir", base / "res",
-                    "--datasets_dir", base / "datasets", "--out", model)
+                        "--datasets_dir", base / "datasets", "--out", model)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return base, model

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY_FLAGS, make_dataset
-from zscrgan.data import FILES
+from zscrgan.data.dataset import FILES
 
 DATA = os.path.join("datasets", "TINY")
 
@@ -153,7 +153,7 @@ def test_a_split_id_absent_from_the_dicts(base):
 
 
 def test_fewer_gallery_images_than_k_is_allowed_with_a_warning(base):
-    proc = run(base, "--dataset", "TINY", "--epochs", "0", *TINY_FLAGS[:-1], "50")
+    proc = run(base, "--dataset", "TINY", "--run_name", "few", "--epochs", "0", *TINY_FLAGS[:-1], "50")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "warning: gallery has 12 images, fewer than K = 50" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -165,7 +165,7 @@ def test_unknown_config_key_in_a_file(base):
 
 
 def test_unknown_option(base):
-    assert_refused(base, [*TRAIN, "--batchsize", "8"], "unrecognized arguments: --batchsize 8")
+    assert_refused(base, [*TRAIN, "--batchsize", "8"], "unrecognized argument --batchsize: did you mean --batch_size?")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -182,13 +182,9 @@ def test_wrong_type_in_a_config_file(base):
     assert_refused(base, [*TRAIN, "--config", str(base / "my.yml")], "'batch_size' must be int")
 
 
-@pytest.mark.parametrize("key, value", [
-    ("batch_size", "1"), ("discriminator_lr", "-0.1"), ("generator_lr", "-1e-4"), ("CSEM_lr", "-2"),
-    ("kl_div_coefficient", "-1"), ("mm_reg_coeff", "-0.5"), ("clip_val", "0"), ("clip_val", "-0.01"),
-    ("epochs", "-1"), ("generator_lr", "nan"), ("clip_val", "inf"),
-])
-def test_out_of_range_values(base, key, value):
-    assert_refused(base, [*TRAIN, f"--{key}={value}"], f"{key} = ")
+def test_an_out_of_range_value(base):
+    """One process: the range checks themselves are tests/test_config.py's, in-process."""
+    assert_refused(base, [*TRAIN, "--clip_val=0"], "clip_val = 0.0 is out of range")
 
 
 def test_a_negative_number_after_a_space_gets_a_hint(base):

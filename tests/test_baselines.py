@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import run_tool
-from zscrgan.results import Run
-from zscrgan import baselines as zb
-from zscrgan.data import load_dataset, save_dataset
-from zscrgan.evaluation import dump_records, eval_split, map_at_k, prec_at_k
+from zscrgan.data.dataset import eval_split, load_dataset, save_dataset
+from zscrgan.model import baselines as zb
+from zscrgan.model.metrics import dump_records, map_at_k, prec_at_k
+from zscrgan.tools import baselines as tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEN, UNSEEN = [0, 1, 2, 3, 4, 5], [6, 7, 8]
@@ -90,15 +90,15 @@ def test_cca_dim_is_bounded():
     assert zb.cca_dim(None, 1, 5, 5, 100) == 1
 
 
-def test_baselines_beat_chance_when_the_link_is_linear(dataset, tmp_path):
-    header, rows = zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path / "no_results")), k=10)
-    table = {r[0].split()[0]: r for r in rows}
-    chance = table["chance"][1]
+def test_baselines_beat_chance_when_the_link_is_linear(dataset):
+    header, rows = zb.compare(dataset, k=10)
+    table = {r.key: r for r in rows}
+    assert [r.key for r in rows] == ["ridge", "cca", "chance"]
+    chance = table["chance"].prec
     assert chance == pytest.approx(np.mean([(6 + c % 3) / 21 for c in UNSEEN]))
-    assert table["ridge"][1] > chance + 0.3 and table["CCA"][1] > chance + 0.3
-    assert table["ZSCRGAN"][1] is None and "no dump in" in table["ZSCRGAN"][3]
+    assert table["ridge"].prec > chance + 0.3 and table["cca"].prec > chance + 0.3
     assert "6 seen / 3 unseen" in header and "24 queries, gallery of 21 images, K = 10" in header
-    assert zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path / "no_results")), k=10) == (header, rows)  # seeded
+    assert zb.compare(dataset, k=10) == (header, rows)  # seeded
 
 
 def write_dump(folder, name, records):
@@ -130,14 +130,15 @@ def test_dump_of_a_gallery_smaller_than_k(dataset, tmp_path):
     _, q_labels, _, g_labels = eval_split(dataset)
     ranked = np.array([np.argsort(g_labels != q, kind="stable") for q in q_labels])
     write_dump(tmp_path / "LINK_res", "acc0.33.pkl", dump_records(q_labels, g_labels[ranked]))
-    _, rows = zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path)), k=50)
-    assert rows[2][1] == pytest.approx(rows[3][1]) and rows[2][2] == 1.0 and rows[2][3] == "acc0.33.pkl"
+    _, rows = zb.compare(dataset, k=50)
+    prec, mean_ap, note = tool.zscrgan_row(str(tmp_path / "LINK_res" / "acc0.33.pkl"), dataset, 50)
+    assert prec == pytest.approx(rows[-1].prec) and mean_ap == 1.0 and note == "acc0.33.pkl"
 
 
 def test_foreign_dump_is_not_scored(dataset, tmp_path):
     write_dump(tmp_path / "LINK_res", "acc0.7.pkl", [{1: [1, 1]}])
-    _, rows = zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path)), k=2)
-    assert rows[2][1:] == (None, None, "acc0.7.pkl: its queries are not this dataset's unseen texts")
+    got = tool.zscrgan_row(str(tmp_path / "LINK_res" / "acc0.7.pkl"), dataset, 2)
+    assert got == (None, None, "acc0.7.pkl: its queries are not this dataset's unseen texts")
 
 
 def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
@@ -157,12 +158,12 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("error: ")  # no TensorFlow chatter
 
 
-def test_cca_failure_is_a_table_note(dataset, tmp_path, monkeypatch):
+def test_cca_failure_is_a_table_note(dataset, monkeypatch):
     def fail(*args):
         raise np.linalg.LinAlgError("SVD did not converge")
     monkeypatch.setattr(zb, "cca_embeddings", fail)
-    _, rows = zb.run(dataset, Run.find(dataset.name, results_dir=str(tmp_path)), k=5)
-    assert rows[1][1:3] == (None, None) and "SVD did not converge" in rows[1][3]
+    _, rows = zb.compare(dataset, k=5)
+    assert (rows[1].prec, rows[1].map) == (None, None) and "SVD did not converge" in rows[1].note
 
 
 def test_run_name_scores_that_runs_best_dump(dataset, tmp_path, capsys):
@@ -180,8 +181,23 @@ def test_run_name_scores_that_runs_best_dump(dataset, tmp_path, capsys):
     assert row.split()[-1] == "acc0.9.pkl" and row.split()[3] != "1.0000"
     assert run_tool("baselines", argv + ["--run_name", "r2"]) == 0
     assert f"no dump in {tmp_path / 'res' / 'LINK_res' / 'r2'}" in capsys.readouterr().out
-    _, rows = zb.run(dataset, None, k=5)  # no results folder: the baselines and chance only
-    assert [r[0].split()[0] for r in rows] == ["ridge", "CCA", "chance"]
+
+
+def test_k_and_the_dataset_folder_are_the_runs_own(dataset, tmp_path, capsys):
+    """A run trained with top_k 5 on a dataset elsewhere: no --k, no --datasets_dir needed."""
+    _, q_labels, _, g_labels = eval_split(dataset)
+    ranked = np.array([np.argsort(g_labels != q, kind="stable") for q in q_labels])
+    logs = tmp_path / "logs" / "LINK_logs"
+    logs.mkdir(parents=True)
+    (logs / "config.yml").write_text(f"dataset: LINK\ntop_k: 5\ndatasets_dir: {tmp_path / 'datasets'}\n")
+    (logs / "history.csv").write_text("round,prec_at_5,map_at_5\n1,1.0,1.0\n")
+    write_dump(tmp_path / "res" / "LINK_res", "acc1.0.pkl", dump_records(q_labels, g_labels[ranked[:, :5]]))
+    assert run_tool("baselines", ["--dataset", "LINK", "--logs_dir", tmp_path / "logs",
+                                  "--results_dir", tmp_path / "res"]) == 0
+    out = capsys.readouterr().out
+    assert "K = 5" in out.splitlines()[0]
+    row = next(line for line in out.splitlines() if line.startswith("ZSCRGAN"))
+    assert row.split()[3:] == ["1.0000", "1.0000", "acc1.0.pkl"]
 
 
 @pytest.mark.slow

@@ -46,12 +46,6 @@ def test_pyproject_has_the_pins_of_requirements_txt():
     assert project["scripts"]["zscrgan"] == "zscrgan.cli:console"
 
 
-@pytest.mark.parametrize("tool", ["sweep", "report", "baselines", "prepare"])
-def test_the_module_commands_of_earlier_versions_still_work(tool):
-    code, _, err = command("-m", f"zscrgan.{tool}", "--no_such_flag")
-    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: python -m zscrgan {tool}: "), err
-
-
 def test_ci_runs_exactly_the_readmes_test_command():
     with open(os.path.join(ROOT, "README.md")) as f:
         command = next(line.split("#")[0].strip() for line in f if "pytest" in line and "pip install" in line)

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import TINY_FLAGS, history_rows, make_dataset, run_exp_command
-from zscrgan import compile_cache
+from zscrgan.run import compile_cache
 
 # A cache entry as TensorFlow writes it: a protocol-buffer message of key (1), HLO (2) and
 # executable (3), each a length-delimited field (tag, length, bytes).
@@ -30,7 +30,32 @@ def test_each_tensorflow_version_and_machine_has_its_own_sub_folder(tmp_path):
     assert os.path.dirname(path) == str(tmp_path)
     name = os.path.basename(path)
     assert name.startswith(f"tf{compile_cache.tf_version()}-") and compile_cache.tf_version() != "unknown"
-    assert name.endswith(compile_cache.machine_kind()) and compile_cache.machine_kind() == compile_cache.machine_kind()
+    assert name.endswith(compile_cache.machine_kind())
+
+
+def test_the_machine_kind_follows_the_cpus_model_and_features(tmp_path):
+    cpu = tmp_path / "cpuinfo"
+    cpu.write_text("processor : 0\nmodel name : Some CPU\nflags : fpu sse2 avx2\nprocessor : 1\n")
+    kind = compile_cache.machine_kind(str(cpu), str(tmp_path / "none"))
+    cpu.write_text("processor : 0\nmodel name : Some CPU\nflags : fpu sse2 avx2\nbogomips : 4000\n")
+    assert compile_cache.machine_kind(str(cpu), str(tmp_path / "none")) == kind  # what does not matter
+    cpu.write_text("processor : 0\nmodel name : Some CPU\nflags : fpu sse2 avx512f\n")
+    assert compile_cache.machine_kind(str(cpu), str(tmp_path / "none")) != kind  # another instruction set
+    gpu = tmp_path / "gpus" / "0000:01:00.0"
+    gpu.mkdir(parents=True)
+    (gpu / "information").write_text("Model: \t A GPU\n")
+    assert compile_cache.machine_kind(str(cpu), str(tmp_path / "gpus" / "*" / "information")) not in (
+        kind, compile_cache.machine_kind(str(cpu), str(tmp_path / "none")))
+
+
+def test_other_xla_flags_get_their_own_sub_folder(tmp_path):
+    env = {compile_cache.ENV: str(tmp_path)}
+    plain = compile_cache.folder(env)
+    assert compile_cache.folder({**env, "TF_XLA_FLAGS": f"{compile_cache.FLAG}=/elsewhere"}) == plain
+    fast = compile_cache.folder({**env, "TF_XLA_FLAGS": "--xla_cpu_enable_fast_math=true --tf_xla_auto_jit=2"})
+    slow = compile_cache.folder({**env, "TF_XLA_FLAGS": "--xla_cpu_enable_fast_math=false --tf_xla_auto_jit=2"})
+    assert fast.startswith(plain + "-flags") and len({plain, fast, slow}) == 3
+    assert compile_cache.folder({**env, "TF_XLA_FLAGS": "--tf_xla_auto_jit=2 --xla_cpu_enable_fast_math=true"}) == fast
 
 
 def test_enable_appends_to_the_users_xla_flags(tmp_path):
@@ -77,7 +102,26 @@ def test_an_unusable_folder_means_no_cache_and_one_line(tmp_path):
     assert len(err.getvalue().splitlines()) == 1 and "compiling without it" in err.getvalue()
 
 
-def test_a_failure_to_load_empties_the_cache_and_other_failures_are_left_alone(tmp_path):
+def entry(function):
+    """A cache entry whose HLO module is named after the traced `function`, as TensorFlow names it."""
+    name = f"{function}[_XlaMustCompile=true,config_proto=1]".encode()
+    hlo = bytes([0x0A, len(name)]) + name + bytes([0x12, 2]) + b"ok"
+    return bytes([0x0A, 3]) + b"key" + bytes([0x12, len(hlo)]) + hlo + bytes([0x1A, 4]) + b"exe!"
+
+
+def test_a_failure_to_load_drops_the_entry_of_the_function_that_failed(tmp_path):
+    (tmp_path / "e.pb").write_bytes(entry("__inference__e_step_7"))
+    (tmp_path / "m.pb").write_bytes(entry("__inference__m_step_9"))
+    assert compile_cache.entry_function(str(tmp_path / "e.pb")) == "__inference__e_step_7"
+    env = {"TF_XLA_FLAGS": f"{compile_cache.FLAG}={tmp_path}"}
+    failed = RuntimeError("Failed to parse serialized CpuAotCompilationResult. [Op:__inference__e_step_7]")
+    said = compile_cache.drop_after_failure(failed, env)
+    assert said == (f"warning: compile cache: an entry in {tmp_path} could not be loaded (Failed to parse "
+                    "serialized CpuAotCompilationResult.); dropped the entry of __inference__e_step_7, compiling again")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pb"]
+
+
+def test_a_failure_no_entry_matches_empties_the_cache_and_other_failures_are_left_alone(tmp_path):
     (tmp_path / "a.pb").write_bytes(ENTRY)
     env = {"TF_XLA_FLAGS": f"{compile_cache.FLAG}={tmp_path}"}
     other = RuntimeError("OOM when allocating tensor [Op:__inference__e_step_7]")
@@ -134,8 +178,11 @@ def test_a_run_with_the_cache_cold_warm_or_damaged_equals_one_without(tmp_path):
     folder = os.path.dirname(cut)
     assert said == [f"warning: compile cache: dropped 1 damaged or unreadable entry from {folder}; compiling again",
                     said[1]] and said[1].startswith(f"warning: compile cache: an entry in {folder} could not be loaded")
-    assert said[1].endswith("emptied it, compiling again")
-    assert len(glob.glob(os.path.join(folder, "*.pb"))) == len(entries)  # written again, whole
+    assert said[1].endswith("compiling again") and "dropped the entry of __inference__" in said[1]
+    # The cut entry was written again, whole; the broken one was dropped alone (no other entry
+    # was whole here) and the steps traced again wrote entries of their own.
+    left = glob.glob(os.path.join(folder, "*.pb"))
+    assert cut in left and broken not in left and len(left) > len(entries)
     assert not compile_cache.bad_entries(folder)
 
 

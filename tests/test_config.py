@@ -7,7 +7,7 @@ import yaml
 from conftest import ROOT
 from zscrgan import config as config_lib
 from zscrgan.config import ConfigError, load_config
-from zscrgan.results import write_yaml
+from zscrgan.files import write_yaml
 
 
 def test_defaults_are_the_reference_flags():
@@ -40,7 +40,7 @@ def test_flag_help_gives_type_comment_and_default():
     assert docs["CSEM_lr"][0] == "FLOAT" and docs["CSEM_lr"][1].endswith("(default: 0.002)")
     assert docs["jit_compile"][0] == "BOOL" and docs["jit_compile"][1].endswith("(default: true)")
     assert docs["eval_ks"][0] == "LIST" and docs["eval_ks"][1].endswith("(default: 50)")
-    assert docs["logs_dir"][0] == "PATH" and docs["dataset"] == ("NAME", "dataset folder name under "
+    assert docs["logs_dir"][0] == "DIR" and docs["dataset"] == ("NAME", "dataset folder name under "
                                                                          "datasets_dir (required)")
 
 
@@ -82,8 +82,11 @@ def test_int_is_accepted_for_float_but_bool_is_not_an_int(tmp_path):
         load_config(config_file=str(user), flags={"dataset": "X"})
 
 
-@pytest.mark.parametrize("key,value", [("batch_size", "1"), ("generator_lr", "-0.1"), ("clip_val", "0"),
-                                       ("epochs", "-1"), ("mm_reg_coeff", "-2")])
+@pytest.mark.parametrize("key, value", [
+    ("batch_size", "1"), ("discriminator_lr", "-0.1"), ("generator_lr", "-1e-4"), ("CSEM_lr", "-2"),
+    ("kl_div_coefficient", "-1"), ("mm_reg_coeff", "-0.5"), ("clip_val", "0"), ("clip_val", "-0.01"),
+    ("epochs", "-1"), ("generator_lr", "nan"), ("clip_val", "inf"),
+])
 def test_out_of_range_values_are_refused(key, value):
     with pytest.raises(ConfigError, match=key):
         load_config(flags={"dataset": "X", key: value})

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import make_dataset
-from zscrgan.data import DatasetError, dataset_warnings, load_dataset, load_pickle, save_dataset
+from zscrgan.data.dataset import DatasetError, dataset_warnings, load_dataset, load_pickle, save_dataset
 
 
 def py2_pickle(obj):

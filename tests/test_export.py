@@ -95,7 +95,8 @@ def test_export_refuses_to_overwrite_or_a_missing_run(tiny_export, tmp_path):
 
 def test_a_failed_self_check_writes_nothing(tiny_export, tmp_path, monkeypatch, capsys):
     """Exported embeddings that differ from the trainer's: exit 1, one line, no folder."""
-    from zscrgan import cli, exported
+    from zscrgan import cli
+    from zscrgan.toolkit import savedmodel as exported
     base, _ = tiny_export
     original, rng = exported.Model.embed_image, np.random.default_rng(0)
     monkeypatch.setattr(exported.Model, "embed_image",

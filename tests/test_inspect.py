@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import run_tool
-from zscrgan import inspector as zi
-from zscrgan.data import save_dataset
+from zscrgan.tools import inspect as zi
+from zscrgan.data.dataset import save_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -203,6 +203,41 @@ def test_history_header_only_and_bad_files(tmp_path, capsys):
     assert code == 2 and "needs a 'round' and a 'prec_at_<K>' column" in err
     code, _, err = run(["--history", tmp_path / "missing.csv"], capsys)
     assert code == 2 and "no such file" in err
+
+
+def test_a_run_folder_is_a_history_and_a_k_without_its_column_falls_back_whole(tmp_path, capsys):
+    """--history takes a run's logs folder; a run whose K (config.yml: 50) has no column is read on
+    the history's own Prec@K column, for the best round too."""
+    (tmp_path / "config.yml").write_text("dataset: X\ntop_k: 50\n")
+    (tmp_path / "history.csv").write_text("round,prec_at_10\n1,0.2\n2,0.4\n")
+    code, out, err = run(["--history", tmp_path], capsys)
+    assert code == 0, err
+    assert "best round: 2 (prec_at_10 = 0.4)" in out
+    code, _, err = run(["--history", tmp_path / "empty"], capsys)
+    assert code == 2 and "no such file" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(["--history", tmp_path / "empty"], capsys)
+    assert code == 2 and "is a folder without a history.csv" in err
+
+
+def test_a_folder_given_as_a_dump_is_named_as_a_folder(tmp_path, capsys):
+    write_pickle(tmp_path / "acc0.5625.pkl", RECORDS)
+    code, _, err = run([tmp_path], capsys)
+    assert code == 2 and f"{tmp_path}: a folder, not a dump: give one of the dumps it holds (acc0.5625.pkl)" in err
+
+
+def test_the_runs_own_datasets_dir_and_k_are_used(tmp_path, dataset_dir, capsys):
+    """inspect --dataset (no --datasets_dir) finds the dataset where the run's config.yml says."""
+    logs, res = tmp_path / "logs" / "TINY_logs", tmp_path / "res" / "TINY_res"
+    logs.mkdir(parents=True)
+    res.mkdir(parents=True)
+    (logs / "config.yml").write_text(f"dataset: TINY\ntop_k: 4\ndatasets_dir: {dataset_dir}\n")
+    (logs / "history.csv").write_text(f"round,prec_at_4,map_at_4\n1,{PREC},0.5\n")
+    write_pickle(res / f"acc{PREC}.pkl", RECORDS)
+    code, out, err = run(["--dataset", "TINY", "--logs_dir", tmp_path / "logs", "--results_dir", tmp_path / "res"],
+                         capsys)
+    assert code == 0, err
+    assert f"mAP@4    {MAP!r}" in out and "Black footed Albatross" in out
 
 
 def test_one_input_is_required(capsys):

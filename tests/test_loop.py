@@ -1,4 +1,4 @@
-"""The one training loop (zscrgan/loop.py) with scripted scores: which round it selects, where it
+"""The one training loop (zscrgan/run/loop.py) with scripted scores: which round it selects, where it
 stops, what it writes. The E-step, M-step and evaluation are replaced by a script, so these
 rules are tested for any score sequence, not for one training trajectory."""
 import os
@@ -7,9 +7,9 @@ import pickle
 import pytest
 
 from conftest import tiny_config
-from zscrgan import loop
-from zscrgan.checkpointing import CheckpointSlot, round_of
-from zscrgan.results import Run
+from zscrgan.run import loop
+from zscrgan.results.checkpoints import CheckpointSlot, round_of
+from zscrgan.results.run import Run
 
 
 def scripted(test, val=None):
@@ -115,8 +115,8 @@ def test_the_first_round_traces_the_m_step_in_a_second_thread_with_the_same_resu
     import tensorflow as tf
 
     from conftest import make_dataset
-    from zscrgan.data import load_dataset
-    from zscrgan.training import ZSCRGAN
+    from zscrgan.data.dataset import load_dataset
+    from zscrgan.model.em import ZSCRGAN
 
     data = load_dataset(make_dataset(str(tmp_path / "D")))
     cfg = tiny_config()
@@ -138,9 +138,17 @@ def test_the_first_round_traces_the_m_step_in_a_second_thread_with_the_same_resu
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_the_rounds_keep_the_cycle_collector_off_the_heap_they_started_with():
+def test_the_rounds_keep_the_cycle_collector_off_the_heap_they_started_with(tmp_path, monkeypatch, tiny_dataset):
     import gc
-    before = gc.get_freeze_count()
-    with loop.frozen_heap():
-        assert gc.get_freeze_count() > before
-    assert gc.get_freeze_count() == 0
+    frozen, script = [], scripted([0.2, 0.3])
+
+    def run_round(*args, **kwargs):
+        frozen.append(gc.get_freeze_count())
+        return script(*args, **kwargs)
+
+    cfg = tiny_config(datasets_dir=str(tmp_path / "datasets"), logs_dir=str(tmp_path / "logs"),
+                      results_dir=str(tmp_path / "res"), epochs=2)
+    monkeypatch.setattr(loop, "run_round", run_round)
+    loop.run(cfg, progress=False)
+    assert len(frozen) == 2 and min(frozen) > 0  # every round ran with the start-up heap frozen
+    assert gc.get_freeze_count() == 0  # and gave it back afterwards

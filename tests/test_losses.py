@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from zscrgan import losses
-from zscrgan.training import ZSCRGAN
+from zscrgan.model import losses
+from zscrgan.model.em import ZSCRGAN
 
 T, I, B = 6, 5, 4
 

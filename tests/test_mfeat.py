@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from zscrgan.data import FILES, load_dataset  # noqa: E402
+from zscrgan.data.dataset import FILES, load_dataset  # noqa: E402
 
 MFEAT = os.path.join(ROOT, "datasets", "MFEAT")
 

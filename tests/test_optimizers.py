@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zscrgan.optimizers import Adam, RMSProp
+from zscrgan.model.optimizers import Adam, RMSProp
 
 
 def test_rmsprop_matches_tf1_numbers():

@@ -2,7 +2,7 @@
 import numpy as np
 from matplotlib.image import imread
 
-from zscrgan import pictures
+from zscrgan.toolkit import pictures
 
 
 def _frames(path):

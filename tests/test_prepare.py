@@ -15,8 +15,8 @@ import scipy.io
 
 from conftest import run_tool
 from zscrgan import config as config_lib
-from zscrgan import prepare, synthetic
-from zscrgan.data import FILES, load_dataset, load_pickle, save_dataset
+from zscrgan.data import synthetic
+from zscrgan.data.dataset import FILES, load_dataset, load_pickle, save_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -409,7 +409,7 @@ def test_existing_folder_is_refused_without_force(gbu, capsys):
     assert run(*gbu_args(gbu)) == 2
     assert "--force" in one_error_line(capsys)
     assert run(*gbu_args(gbu, "--force")) == 2
-    assert "only replaces a dataset folder" in one_error_line(capsys)
+    assert "replaces only a dataset folder" in one_error_line(capsys)
     assert os.listdir(gbu["out"]) == ["notes.txt"]
 
 

@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT, tiny_config
-from zscrgan.training import ZSCRGAN
+from zscrgan.model.em import ZSCRGAN
 
 GOLDEN = os.environ.get("ZSCRGAN_GOLDEN", os.path.join(ROOT, "tests", "data", "reference_steps.npz"))
 

@@ -1,7 +1,7 @@
 """Resume after a kill, reproducible runs, guarded training, --eval_only, the run lock.
 
 Runs the real script in subprocesses on a tiny dataset. Kills land at chosen moments
-through the ZSCRGAN_FAULT hook (zscrgan/results.py): the process sends itself a real
+through the ZSCRGAN_FAULT hook (zscrgan/files.py): the process sends itself a real
 SIGKILL or SIGINT there. One test also kills a run from outside at whatever moment it is in.
 """
 import csv
@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY_FLAGS, dump_bytes, history_rows, make_dataset, run_exp_command
-from zscrgan.evaluation import prec_from_records
-from zscrgan.results import LockHeld, RunLock, run_dirs
+from zscrgan.model.metrics import prec_from_records
+from zscrgan.files import LockHeld, RunLock
+from zscrgan.results.run import run_dirs
 
 EPOCHS = 6
 FLAGS = [*TINY_FLAGS, "--eval_ks", "5"]
@@ -265,7 +266,7 @@ def test_eval_only_without_a_checkpoint_uses_fresh_weights_and_warns_of_a_small_
 def hold_lock(folder):
     """A process holding `folder`'s run lock (stop it with .kill()), once it holds it."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from zscrgan.results import RunLock\n"
+        "import sys, time; from zscrgan.files import RunLock\n"
         "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)"),
         str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
@@ -309,11 +310,30 @@ def test_two_runs_with_other_logs_folders_cannot_share_a_results_folder(tmp_path
         holder.wait()
 
 
+@pytest.mark.slow
+def test_a_new_run_into_a_results_folder_holding_another_runs_dumps_is_refused(tmp_path):
+    """One unnamed run after another, other logs folders, the same results folder: the second is
+    refused before it writes anything; the first goes on with --resume."""
+    base = new_base(tmp_path)
+    first = ["--logs_dir", str(base / "A")]
+    assert run(base, "--epochs", "1", *first)[0] == 0
+    res = base / "res" / "TINY_res"
+    before = {p.name: p.read_bytes() for p in res.iterdir()}
+    rc, _, err = run(base, "--epochs", "1", "--seed", "1", "--logs_dir", str(base / "B"))
+    lines = err.strip().splitlines()
+    assert rc == 2 and lines[-1].startswith(f"error: {res} holds the dumps of another run (acc")
+    assert "--run_name" in lines[-1] and f"delete {base / 'B' / 'TINY_logs'} and {res}" in lines[-1]
+    assert {p.name: p.read_bytes() for p in res.iterdir()} == before
+    assert not (base / "B" / "TINY_logs" / "history.csv").exists()
+    rc, out, err = run(base, "--epochs", "2", "--resume", *first)
+    assert rc == 0 and "Resuming from round 1" in out, err
+
+
 def test_usage_errors(tmp_path):
     base = new_base(tmp_path)
     for args, words in ((["--checkpoint", "x"], "--checkpoint needs --eval_only"),
                         (["--resume", "--eval_only"], "do not go together"),
-                        (["--nope", "1"], "unrecognized arguments: --nope 1")):
+                        (["--nope", "1"], "unrecognized argument --nope")):
         rc, _, err = run(base, *args)
         lines = err.strip().splitlines()
         assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0]
@@ -324,9 +344,9 @@ def test_checkpoint_restores_every_part_of_the_training_state(tmp_path):
     import numpy as np
     import tensorflow as tf
     from conftest import tiny_config
-    from zscrgan.checkpointing import CheckpointSlot, restore
-    from zscrgan.data import load_dataset
-    from zscrgan.loop import build
+    from zscrgan.results.checkpoints import CheckpointSlot, restore
+    from zscrgan.data.dataset import load_dataset
+    from zscrgan.run.loop import build
 
     # 5 seen classes > batch 3: the sampler walks a class order with a cursor, reshuffled after
     # the first pass (which follows trainids.pkl, as the fresh `other` below still does).
@@ -365,7 +385,7 @@ def test_checkpoint_restores_every_part_of_the_training_state(tmp_path):
 
 def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
     import tensorflow as tf
-    from zscrgan.checkpointing import CheckpointMismatch, CheckpointSlot, restore
+    from zscrgan.results.checkpoints import CheckpointMismatch, CheckpointSlot, restore
 
     prefix = CheckpointSlot(str(tmp_path)).save(tf.train.Checkpoint(w=tf.Variable(tf.ones([3]))), 1)
     with pytest.raises(CheckpointMismatch, match="does not fit"):
@@ -374,7 +394,7 @@ def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
 
 def test_saving_a_round_again_never_touches_the_checkpoint_in_use(tmp_path):
     import tensorflow as tf
-    from zscrgan.checkpointing import CheckpointSlot
+    from zscrgan.results.checkpoints import CheckpointSlot
 
     slot, w = CheckpointSlot(str(tmp_path)), tf.Variable(1.0)
     ckpt = tf.train.Checkpoint(w=w)
@@ -389,7 +409,7 @@ def test_saving_a_round_again_never_touches_the_checkpoint_in_use(tmp_path):
 
 
 def test_history_drops_rows_past_the_checkpoint_and_grows_columns(tmp_path):
-    from zscrgan.results import History, read_history
+    from zscrgan.results.history import History, read_history
 
     path = str(tmp_path / "history.csv")
     h = History(path, 0)

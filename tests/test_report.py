@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_FLAGS, make_dataset, run_tool
+from conftest import make_dataset, run_tool
 
-from zscrgan import baselines as zb
-from zscrgan import report as zr
-from zscrgan.data import load_dataset
+from zscrgan.model import baselines as zb
+from zscrgan.sweeps import report as zr
+from zscrgan.data.dataset import load_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = "round,prec_at_5,map_at_5,d_loss,g_loss,kl_loss,csem_loss,e_step_s,m_step_s,eval_s"
@@ -87,7 +87,7 @@ def test_sweep_report_tables_and_plots(sweep, capsys):
 
     # baselines: zscrgan.baselines with the finished trials' seeds
     ds = load_dataset(str(sweep.parent / "datasets" / "A"))
-    ridge = [zb.run(ds, None, 5, seed)[1][0][1] for seed in (0, 1)]
+    ridge = [zb.compare(ds, 5, seed)[1][0].prec for seed in (0, 1)]
     assert float(a["ridge_prec_at_5_mean"]) == pytest.approx(np.mean(ridge))
     assert float(a["ridge_prec_at_5_std"]) == pytest.approx(np.std(ridge, ddof=1))
     assert float(a["chance_prec_at_5"]) == pytest.approx(1 / 3)  # 3 unseen classes of 4 images each
@@ -170,15 +170,10 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, make, message):
 
 
 @pytest.mark.slow
-def test_a_real_named_run(tmp_path):
-    """run_exp.py with --run_name, then report on its logs folder, inspect and baselines by name."""
-    make_dataset(str(tmp_path / "datasets" / "TINY"))
-    common = ["--datasets_dir", "datasets", "--results_dir", "res"]
-    train = subprocess.run([sys.executable, os.path.join(ROOT, "run_exp.py"), "--dataset", "TINY", "--epochs", "2",
-                            "--run_name", "r1", "--logs_dir", "logs", *common, *TINY_FLAGS],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert train.returncode == 0, train.stderr
-    folder = tmp_path / "logs" / "TINY_logs" / "r1"
+def test_a_real_run_reported_inspected_and_beside_the_baselines(tiny_run):
+    """report on a real run's logs folder, then inspect and baselines of the same run."""
+    base, _ = tiny_run
+    folder = base / "logs" / "TINY_logs"
     proc = subprocess.run([sys.executable, "-m", "zscrgan", "report", str(folder)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -186,14 +181,15 @@ def test_a_real_named_run(tmp_path):
     assert (folder / "plots" / "history.png").read_bytes()[:8] == PNG
 
     env = {**os.environ, "PYTHONPATH": ROOT}
-    inspect = subprocess.run([sys.executable, "-m", "zscrgan", "inspect", "--dataset", "TINY", "--run_name", "r1",
-                              *common], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    common = ["--logs_dir", "logs", "--results_dir", "res"]  # the run's datasets_dir from its config.yml
+    inspect = subprocess.run([sys.executable, "-m", "zscrgan", "inspect", "--dataset", "TINY", *common],
+                             cwd=base, env=env, capture_output=True, text=True, timeout=300)
     assert inspect.returncode == 0, inspect.stderr
-    assert f"dump      {os.path.join('res', 'TINY_res', 'r1', 'acc')}" in inspect.stdout and "mAP@5" in inspect.stdout
-    base = subprocess.run([sys.executable, "-m", "zscrgan", "baselines", "--dataset", "TINY", "--run_name", "r1",
-                           "--k", "5", *common], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert base.returncode == 0, base.stderr
-    zscrgan_row = next(line for line in base.stdout.splitlines() if line.startswith("ZSCRGAN"))
+    assert f"dump      {os.path.join('res', 'TINY_res', 'acc')}" in inspect.stdout and "mAP@5" in inspect.stdout
+    baselines = subprocess.run([sys.executable, "-m", "zscrgan", "baselines", "--dataset", "TINY", *common],
+                               cwd=base, env=env, capture_output=True, text=True, timeout=300)
+    assert baselines.returncode == 0, baselines.stderr
+    zscrgan_row = next(line for line in baselines.stdout.splitlines() if line.startswith("ZSCRGAN"))
     assert "(best dump)" in zscrgan_row and zscrgan_row.split()[-1].startswith("acc")
 
 

@@ -1,4 +1,4 @@
-"""The results layer (zscrgan/results.py): one history reader, one selection rule, and every tool
+"""The results layer (zscrgan/results/): one history reader, one selection rule, and every tool
 naming the same round of the same history."""
 import os
 import pickle
@@ -7,9 +7,13 @@ import pytest
 import yaml
 
 from conftest import make_dataset, run_tool
-from zscrgan import inspector, report
-from zscrgan.results import (STATUSES, ResultsError, Run, best_row, read_history, read_yaml, setting_label,
-                             trial_label)
+from zscrgan.errors import ResultsError
+from zscrgan.files import read_yaml
+from zscrgan.results.history import best_row, read_history
+from zscrgan.results.run import Run
+from zscrgan.results.trials import STATUSES, Trial, setting_label, trial_label
+from zscrgan.sweeps import report
+from zscrgan.tools import inspect as inspector
 
 # Ties (rounds 2 and 4 on validation, 3 and 5 on test) and a blank: the earliest of ties wins.
 HISTORY = """round,prec_at_5,map_at_5,val_prec_at_5,val_map_at_5,d_loss
@@ -43,7 +47,7 @@ def test_every_tool_names_the_same_round(tmp_path, select, expected, capsys):
     assert Run.at(str(logs)).selected()["round"] == expected
     history = inspector.inspect_history(str(logs / "history.csv"))
     assert history["selected"]["round"] == expected and history["best"]["round"] == 3
-    scores = report.best_scores(run, run.history()[1])
+    scores = report.score_columns(run, run.history()[1])
     assert scores["best_round"] == 3
     assert scores.get("best_val_round", scores["best_round"]) == expected
     expected_dump = str(res / f"acc{run.selected()['prec_at_5']}.pkl")
@@ -90,11 +94,31 @@ def test_a_trial_label_is_one_format():
     grid = {"eval_ks": [5, 10], "jit_compile": True}
     assert trial_label(3, grid) == "seed3_eval_ks=5+10_jit_compile=True"
     assert setting_label(grid) == "eval_ks=5+10_jit_compile=True" and trial_label(0, {}) == "seed0"
-    assert STATUSES == ("pending", "running", "finished", "failed", "stopped")
+
+
+def test_a_trials_status_changes_in_one_place_and_is_checked_when_read(tmp_path):
+    folder = str(tmp_path)
+    trial = Trial.create(folder, {"dataset": "D", "seed": 3, "run_name": "seed3_x=1", "x": 1}, ["x"])
+    assert Trial.read(folder).status == {"dataset": "D", "seed": 3, "grid": {"x": 1}, "trial": "seed3_x=1",
+                                         "status": "pending", "error": None, "rounds_done": 0, "seconds": 0.0,
+                                         "attempts": 0, "node": None}
+    trial.start_attempt("host-a")
+    trial.fail("boom")
+    trial.requeue()
+    trial.start_attempt("host-b")
+    assert {k: Trial.read(folder)[k] for k in ("status", "error", "attempts", "node")} == {
+        "status": "running", "error": None, "attempts": 2, "node": "host-b"}
+    trial.end_by_scheduler(2, epochs=5)
+    assert (Trial.read(folder)["status"], Trial.read(folder)["rounds_done"]) == ("stopped", 2)
+    trial.end_by_scheduler(5, epochs=5)
+    assert Trial.read(folder)["status"] == "finished"
+    (tmp_path / "status.yml").write_text("dataset: D\nseed: 1\nstatus: done\n")
+    with pytest.raises(ResultsError, match=f"status 'done' is none of {', '.join(STATUSES)}"):
+        Trial.read(folder)
 
 
 def test_a_yaml_error_names_line_and_column(tmp_path):
     path = tmp_path / "x.yml"
     path.write_text("a: 1\nb: [2,\n")
     with pytest.raises(ResultsError, match=r"line 3, column 1"):
-        read_yaml(str(path))
+        read_yaml(str(path), "run config", ResultsError)

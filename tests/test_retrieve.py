@@ -83,8 +83,11 @@ def test_exact_index_equals_brute_force_on_new_classes(tiny_export, tmp_path):
     proc = tool_process("retrieve", model, *args, "--gallery", tmp_path / "g.pkl", "--out", tmp_path / "b.csv")
     assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = (tmp_path / "a.csv").read_text(), (tmp_path / "b.csv").read_text()
-    assert a.splitlines()[0] == "query,rank,gallery_row,gallery_class,score"
+    assert a.splitlines()[0] == "query,rank,gallery_row,gallery_class,score,query_class"
     assert len(a.splitlines()) == 1 + 6 * 7
+    with open(tmp_path / "q.pkl", "rb") as f:
+        labels = [c for c, vectors in pickle.load(f).items() for _ in vectors]  # the dict's order
+    assert [int(line.split(",")[5]) for line in a.splitlines()[1::7]] == labels
     rows = lambda text: [line.split(",")[:4] for line in text.splitlines()]
     assert rows(a) == rows(b)
     assert np.allclose(np.loadtxt(tmp_path / "a.csv", delimiter=",", skiprows=1)[:, 4],

@@ -5,8 +5,8 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import make_dataset
-from zscrgan.data import load_dataset
-from zscrgan.sampler import BatchSampler
+from zscrgan.data.dataset import load_dataset
+from zscrgan.model.sampler import BatchSampler
 
 
 def sampler_for(tmp_path, batch_size, n_train, n_img=3):
@@ -71,6 +71,19 @@ def test_first_pass_follows_trainids_then_passes_are_shuffled(tmp_path):
     order = s.order.numpy().tolist()  # the second pass
     assert sorted(order) == list(range(7)) and order != list(range(7))
     assert batches[2:] == [[ds.train_ids[i] for i in order[j:j + 3]] for j in (0, 3)]
+
+
+def test_a_pass_of_exactly_b_classes_is_used_up_before_the_next_is_shuffled(tmp_path):
+    """Seen classes a multiple of B: every class of the first pass comes first, in trainids.pkl
+    order, and the new shuffled pass starts only when none is left (docs/algorithm.md §6)."""
+    ds = load_dataset(make_dataset(str(tmp_path / "D"), n_train=6, n_test=2))
+    s = BatchSampler(ds, 3, tf.random.Generator.from_seed(1))
+    first = [s.sample()[2].numpy().tolist() for _ in range(2)]
+    assert first == [ds.train_ids[:3], ds.train_ids[3:]] and int(s.cursor.numpy()) == 6
+    assert s.order.numpy().tolist() == list(range(6))  # not yet reshuffled
+    third = s.sample()[2].numpy().tolist()
+    order = s.order.numpy().tolist()
+    assert order != list(range(6)) and third == [ds.train_ids[i] for i in order[:3]]
 
 
 def test_random_stream_is_drawn_only_where_it_was_before(tmp_path):

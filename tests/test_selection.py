@@ -15,11 +15,12 @@ import yaml
 
 from conftest import TINY_FLAGS, dump_bytes, history_rows, make_dataset, run_exp_command, tiny_config
 from zscrgan.config import ConfigError
-from zscrgan.data import DatasetError, load_dataset
-from zscrgan.evaluation import prec_from_records
-from zscrgan.checkpointing import CheckpointSlot
-from zscrgan.results import Run, best_row
-from zscrgan.selection import resolve_val_ids, training_split
+from zscrgan.data.dataset import DatasetError, load_dataset
+from zscrgan.model.metrics import prec_from_records
+from zscrgan.results.checkpoints import CheckpointSlot
+from zscrgan.results.history import best_row
+from zscrgan.results.run import Run
+from zscrgan.data.selection import resolve_val_ids, training_split
 
 FLAGS = [*TINY_FLAGS, "--gf_dim", "16", "--e_steps", "10", "--m_steps", "10", "--eval_ks", "5",
          "--generator_lr", "0.03", "--discriminator_lr", "0.03", "--CSEM_lr", "0.03", "--jit_compile", "false"]
@@ -109,7 +110,7 @@ def test_validation_classes_that_do_not_fit_the_dataset(tiny, value, words):
 def test_the_sampler_never_draws_a_validation_class(tiny):
     """Both branches of the sampler: batches larger and smaller than the class count."""
     import tensorflow as tf
-    from zscrgan.sampler import BatchSampler
+    from zscrgan.model.sampler import BatchSampler
 
     dataset, _ = tiny
     val = [1, 4]
@@ -123,7 +124,7 @@ def test_the_sampler_never_draws_a_validation_class(tiny):
 
 
 def test_the_validation_split_holds_only_validation_classes(tiny):
-    from zscrgan.evaluation import eval_split
+    from zscrgan.data.dataset import eval_split
 
     dataset, _ = tiny
     texts, q_labels, images, g_labels = eval_split(dataset, [1, 4])
@@ -179,7 +180,7 @@ def test_select_val_dumps_the_test_retrieval_of_the_selected_round(full):
     assert best_checkpoint_round(base) == selected["round"]
     with open(run.selected_dump(), "rb") as f:
         records = pickle.load(f)
-    assert run.selected_dump() == run.dump(selected)
+    assert run.selected_dump() == run.dump_path(selected)
     assert prec_from_records(records) == selected["prec_at_5"]
     assert {next(iter(r)) for r in records} == {7, 8, 9}  # test queries, not validation ones
     assert f"Done: {len(rows)} rounds, best val Prec@5 = {selected['val_prec_at_5']}" in proc.stdout

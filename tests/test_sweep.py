@@ -4,7 +4,7 @@ trials retried, a two-node cluster.
 The sweeps run the real command (`python -m zscrgan sweep`) in subprocesses on tiny datasets, from a folder of their own, with relative paths.
 Every Ray a test starts is stopped by its own handle: the driver's `ray.shutdown()`, the
 session of a killed driver, `cluster.shutdown()`. Faults come from the ZSCRGAN_FAULT hook
-(zscrgan/results.py): a real SIGKILL at a chosen point. Tests of bad input run the tool in
+(zscrgan/files.py): a real SIGKILL at a chosen point. Tests of bad input run the tool in
 this process with `ray.init` replaced by a failure, so they also show that Ray never starts.
 """
 import csv
@@ -22,7 +22,10 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY_FLAGS, dump_bytes, history_rows, make_dataset
-from zscrgan import cli, results, sweep
+from zscrgan import cli
+from zscrgan.results import trials as results
+from zscrgan.results.trials import Trial
+from zscrgan.sweeps import plan, tune
 
 EPOCHS = 4
 SETTINGS = {TINY_FLAGS[i][2:]: yaml.safe_load(TINY_FLAGS[i + 1]) for i in range(0, len(TINY_FLAGS), 2)}
@@ -149,7 +152,7 @@ def test_local_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
         assert status["status"] == "finished" and status["error"] is None, key
         assert status["rounds_done"] == EPOCHS and status["attempts"] == 1 and status["seconds"] > 0
         assert status["grid"] == {} and status["node"]
-        assert results.read_status(trial_files(out, key)[0]) == status
+        assert Trial.read(trial_files(out, key)[0]).status == status
         logs, res = trial_files(out, key)
         assert len(history_rows(logs)) == EPOCHS and dump_bytes(res)
         saved = yaml.safe_load(open(os.path.join(logs, "config.yml")))
@@ -185,7 +188,7 @@ def test_the_console_shows_the_sweeps_lines_and_tune_writes_to_its_log(local_swe
     finished = [l for l in stdout.splitlines() if l.startswith("[finished] ")]
     assert len(started) == 4 and len(finished) == 4
     assert all(re.search(r": 4 rounds, \d+ s, best Prec@5 [01]\.\d{4}$", l) for l in finished), finished
-    log = (out / sweep.TUNE_LOG).read_text()
+    log = (out / tune.TUNE_LOG).read_text()
     assert "Trial status" in log  # Tune's status tables went to the log
 
 
@@ -295,7 +298,7 @@ def test_two_node_cluster_retries_dead_trials_and_records_a_failed_one(local_swe
     assert "diverged" in bad["error"] and "\n" not in bad["error"]
     assert f"failed DIV/seed0: {bad['error']}" in stdout
     assert "raylet" not in stdout and "[retrying] TINY/seed0" in stdout  # Ray's notes of dead workers: in the log
-    assert (out / sweep.TUNE_LOG).is_file()
+    assert (out / tune.TUNE_LOG).is_file()
     for key, status in found.items():
         assert status["status"] == "finished" and status["attempts"] == 2, key
         assert outcome(out, key) == outcome(reference, key), key
@@ -394,7 +397,7 @@ def test_trials_are_named_by_their_seed_and_grid_values_in_the_files_order(tmp_p
     path = tmp_path / "s.yml"
     path.write_text(yaml.safe_dump({"datasets": ["TINY"], "seeds": [0, 3], "set": {"epochs": 2},
                                     "grid": {"eval_ks": [[5, 10]], "jit_compile": [True, False]}}, sort_keys=False))
-    trials = sweep.trial_configs(sweep.load_sweep(str(path)), str(path), str(tmp_path / "out"))
+    trials = plan.trial_configs(plan.load_sweep(str(path)), str(path), str(tmp_path / "out"))
     assert list(trials)[:2] == ["TINY/seed0_eval_ks=5+10_jit_compile=True", "TINY/seed0_eval_ks=5+10_jit_compile=False"]
     cfg = trials["TINY/seed3_eval_ks=5+10_jit_compile=True"]
     assert cfg["run_name"] == results.trial_label(3, {"eval_ks": [5, 10], "jit_compile": True})
@@ -405,5 +408,5 @@ def test_trials_are_named_by_their_seed_and_grid_values_in_the_files_order(tmp_p
 def test_a_dead_trials_error_is_the_first_line_of_its_last_failure():
     text = ("Failure # 1 (occurred at 2026-01-01_00-00-00)\nThe actor died unexpectedly.\n\tpid: 1\n"
             "Failure # 2 (occurred at 2026-01-01_00-01-00)\nThe node was lost.\n\tpid: 2\n")
-    assert sweep.error_line(text) == "The node was lost."
-    assert sweep.error_line("") == "its process died"
+    assert tune.error_line(text) == "The node was lost."
+    assert tune.error_line("") == "its process died"

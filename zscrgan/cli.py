@@ -1,36 +1,44 @@
 """The one command line: `zscrgan <tool> ...` (installed), `python -m zscrgan <tool> ...` (a clone),
 and `python run_exp.py ...` (the reference's command, the same as `train`).
 
-Each tool module offers `add_arguments(parser)` and `main(args) -> exit status`; this module
-parses, dispatches and turns every error into one line (docs/algorithm.md §11.3):
-exit status 0 done, 1 a run failed (a refused write, failed trials), 2 bad input or refused
-(nothing started), 3 training diverged, 128 + N stopped by signal N.
+Each tool module (zscrgan/tools/) offers `add_arguments(parser)` and `main(args) -> exit
+status`; this module loads only the tool asked for, parses, dispatches and turns every error
+into one line (docs/algorithm.md §11.3): exit status 0 done, 1 a run failed (a refused write,
+failed trials), 2 bad input or refused (nothing started), 3 training diverged, 128 + N
+stopped by signal N.
 """
 import argparse
+import difflib
 import importlib
 import os
 import re
 import signal
 import sys
 
-from zscrgan.errors import (EXIT_BAD_INPUT, EXIT_OK, EXIT_DIVERGED, EXIT_FAILED, BadInput, Diverged, RunFault, Stopped,
+from zscrgan.errors import (EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK, BadInput, Diverged, RunFault, Stopped,
                             UsageError, one_line)
 
-# subcommand: (module, what it does). Later tools add a line here.
+# subcommand: what it does; its module is zscrgan.tools.<subcommand>.
 TOOLS = {
-    "train": ("zscrgan.train", "train ZSCRGAN on one dataset (what run_exp.py does)"),
-    "sweep": ("zscrgan.sweep", "run many runs (datasets x seeds x a grid) on Ray Tune"),
-    "report": ("zscrgan.report", "summarise a sweep, or plot one run's history"),
-    "inspect": ("zscrgan.inspector", "read a retrieval dump or a run's history"),
-    "baselines": ("zscrgan.baselines", "ridge, CCA and chance on a dataset's unseen split"),
-    "prepare": ("zscrgan.prepare", "write or check a dataset folder"),
-    "export": ("zscrgan.export", "write a run's checkpoint as a SavedModel that TensorFlow alone loads"),
-    "retrieve": ("zscrgan.retrieve", "embed queries and a gallery with an export, rank, index, draw"),
+    "train": "train ZSCRGAN on one dataset (what run_exp.py does)",
+    "sweep": "run many runs (datasets x seeds x a grid) on Ray Tune",
+    "report": "summarise a sweep, or plot one run's history",
+    "inspect": "read a retrieval dump or a run's history",
+    "baselines": "ridge, CCA and chance on a dataset's unseen split",
+    "prepare": "write or check a dataset folder",
+    "export": "write a run's checkpoint as a SavedModel that TensorFlow alone loads",
+    "retrieve": "embed queries and a gallery with an export, rank, index, draw",
 }
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (UsageError), never a usage block."""
+    """argparse whose errors are one line (UsageError), never a usage block; a flag is taken
+    only as written (no prefixes: `--epoch` is not `--epochs`), and an unknown flag is named,
+    with the closest known one, before any missing argument."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         option = re.match(r"argument (--\w+): expected one argument$", message)
@@ -38,48 +46,46 @@ class Parser(argparse.ArgumentParser):
             message += f" (write a negative number as {option.group(1)}=-1e-4)"
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
+    def parse_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        self.check_flags(args)
+        return super().parse_args(args, namespace)
 
-def positive(kind):
-    """An argparse type: a number of `kind` greater than 0."""
-    def parse(text):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def run_arguments(parser, dataset_required=True):
-    """The flags that name a run, the same for every tool that reads one."""
-    parser.add_argument("--dataset", required=dataset_required, metavar="NAME", help="the dataset folder's name")
-    parser.add_argument("--run_name", metavar="NAME", help="the run's name (its --run_name), if it had one")
-    parser.add_argument("--logs_dir", metavar="DIR", help="where its <NAME>_logs folder is (default: configs/default.yml's)")
-    parser.add_argument("--results_dir", metavar="DIR", help="where its <NAME>_res folder is (default: configs/default.yml's)")
-    parser.add_argument("--datasets_dir", metavar="DIR", help="where dataset folders live (default: configs/default.yml's)")
-
-
-# --------------------------------------------------------------------------- dispatch
+    def check_flags(self, args):
+        """Refuse the first `--flag` in args that neither this parser nor its chosen subcommand knows."""
+        known = set(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(getattr(action, "choices", None), dict):  # subcommands: the one given
+                chosen = next((a for a in args if a in action.choices), None)
+                if chosen is not None:
+                    known |= set(action.choices[chosen]._option_string_actions)
+        for token in args:
+            if token == "--":
+                return
+            flag = token.split("=", 1)[0]
+            if flag.startswith("--") and flag not in known:
+                close = difflib.get_close_matches(flag, sorted(known), n=1, cutoff=0.75)
+                self.error(f"unrecognized argument {flag}" + (f": did you mean {close[0]}?" if close else ""))
 
 
 def _parser(prog, argv):
     """(parser, the arguments it parses): the named tool's own parser, importing only that tool,
     or the top-level one that lists the tools (for --help, or to refuse an unknown tool)."""
     if argv and argv[0] in TOOLS:
-        parser = Parser(prog=f"{prog} {argv[0]}", description=TOOLS[argv[0]][1])
+        parser = Parser(prog=f"{prog} {argv[0]}", description=TOOLS[argv[0]])
         _tool(argv[0]).add_arguments(parser)
         parser.set_defaults(tool=argv[0])
         return parser, argv[1:]
     parser = Parser(prog=prog, description="ZSCRGAN (CIKM 2020) on TensorFlow 2: train, sweep, read and "
                                            "use runs. `%(prog)s <tool> --help` describes a tool.")
     tools = parser.add_subparsers(dest="tool", metavar="<tool>", required=True)
-    for name, (_, text) in TOOLS.items():
+    for name, text in TOOLS.items():
         tools.add_parser(name, help=text)
     return parser, argv
 
 
 def _tool(name):
-    return importlib.import_module(TOOLS[name][0])
+    return importlib.import_module(f"zscrgan.tools.{name}")
 
 
 def main(argv=None, prog="zscrgan", only=None):
@@ -110,7 +116,7 @@ def main(argv=None, prog="zscrgan", only=None):
         print(message, file=sys.stderr)
         return 128 + signum
     except KeyboardInterrupt:
-        print("interrupted; the latest checkpoint is kept", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
 
 
@@ -122,8 +128,3 @@ def _fail(error, status):
 def console():
     """The `zscrgan` console script."""
     sys.exit(main())
-
-
-def forward(tool):
-    """`python -m zscrgan.<tool> ...`, the command of earlier versions: the same as `python -m zscrgan <tool> ...`."""
-    sys.exit(main(sys.argv[1:], prog=f"python -m zscrgan {tool}", only=tool))

@@ -6,13 +6,14 @@ Merging is strict: a key missing from the defaults, or a value of the wrong type
 `ConfigError` naming the key and where it came from.
 """
 import math
+import numbers
 import os
 import re
 
-import yaml
 from easydict import EasyDict
 
 from zscrgan.errors import BadInput
+from zscrgan.files import read_yaml
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # An installed package carries configs/ inside it (pyproject.toml); a clone has it beside zscrgan/.
@@ -30,10 +31,6 @@ OPT_IN = {"run_name": None, "threads": 0, "val_classes": None, "select": "test",
 # val_classes: null, a number of seen classes to hold out, a list of class ids, or this word.
 VAL_FILE = "file"
 SELECT = ("test", "val")
-
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
-# Folders an unnamed run keeps beside its named runs' folders.
-_RESERVED_NAMES = ("best", "eval", "latest")
 
 # (key, lowest allowed, inclusive?): what the formulas of docs/algorithm.md need to make sense.
 _RANGES = [
@@ -55,18 +52,7 @@ def read_file(path):
     """The mapping in a YAML config file ({} when empty); ConfigError naming the file, and line and column."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} not found")
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}")
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of key: value")
-    return data
+    return read_yaml(path, "config file", ConfigError) or {}
 
 
 def defaults():
@@ -91,6 +77,8 @@ def comments(path=DEFAULT_FILE):
 
 
 _METAVARS = {int: "INT", float: "FLOAT", bool: "BOOL", list: "LIST"}
+_KEY_METAVARS = {"dataset": "NAME", "run_name": "NAME", "datasets_dir": "DIR", "results_dir": "DIR",
+                 "logs_dir": "DIR", "val_classes": "N|IDS|file", "select": "|".join(SELECT)}
 
 
 def _as_flag(value):
@@ -109,7 +97,7 @@ def flag_help():
     docs = {}
     for key, default in defaults().items():
         kind = _expected_type(key, default)
-        metavar = _METAVARS.get(kind, "NAME" if key in _NULLABLE_TYPES else "PATH")
+        metavar = _KEY_METAVARS.get(key) or _METAVARS.get(kind, "TEXT")
         text = notes.get(key, "").replace("%", "%%")  # argparse %-formats help
         if default is not None:
             text += f" (default: {_as_flag(default)})"
@@ -117,15 +105,16 @@ def flag_help():
     return docs
 
 
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
+def is_int(x):
+    """An integer (Python's or numpy's), and not a bool (YAML's true is an int to Python)."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def _val_classes(value, source):
     """val_classes takes one of four forms: null, a count, a list of class ids, or 'file'."""
-    if value is None or value == VAL_FILE or _is_int(value):
+    if value is None or value == VAL_FILE or is_int(value):
         return value
-    if isinstance(value, list) and value and all(_is_int(x) for x in value):
+    if isinstance(value, list) and value and all(is_int(x) for x in value):
         return value
     raise ConfigError(f"{source}: key 'val_classes' must be null, a number of seen classes, a list of "
                       f"class ids or '{VAL_FILE}', got {value!r}")
@@ -137,11 +126,10 @@ def _coerce(key, value, expected, source):
         return _val_classes(value, source)
     if value is None and key in _NULLABLE_TYPES:
         return None
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+    if expected is float and is_int(value):
         return float(value)
     if expected is list:
-        if isinstance(value, list) and value and all(
-                isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in value):
+        if isinstance(value, list) and value and all(is_int(x) and x >= 1 for x in value):
             return value
         raise ConfigError(f"{source}: key '{key}' must be a non-empty list of positive integers, got {value!r}")
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
@@ -186,10 +174,6 @@ def validate(cfg):
     """Range checks; raises ConfigError naming the first bad key."""
     if not cfg["dataset"]:
         raise ConfigError("no dataset given: use --dataset NAME")
-    name = cfg.get("run_name")
-    if name is not None and (not _RUN_NAME.match(name) or name in _RESERVED_NAMES):
-        raise ConfigError(f"run_name {name!r} is not usable as a folder name: use letters, digits and "
-                          f"._=+- (not starting with one of those, and none of {', '.join(_RESERVED_NAMES)})")
     _validate_selection(cfg)
     for key, low, inclusive in _RANGES:
         value = cfg[key]
@@ -202,14 +186,14 @@ def validate(cfg):
 
 def _validate_selection(cfg):
     """val_classes and select make sense together (docs/algorithm.md §11.2); the ids are checked
-    against the dataset when it is loaded (`zscrgan.selection.resolve_val_ids`)."""
+    against the dataset when it is loaded (`zscrgan.data.selection.resolve_val_ids`)."""
     val, select = cfg["val_classes"], cfg["select"]
     if select not in SELECT:
         raise ConfigError(f"config value select = {select!r} must be one of {', '.join(SELECT)}")
     if select == "val" and val is None:
         raise ConfigError("select = val needs validation classes: set val_classes to a number of seen "
                           f"classes to hold out, a list of class ids, or '{VAL_FILE}'")
-    if _is_int(val) and val < 2:
+    if is_int(val) and val < 2:
         raise ConfigError(f"config value val_classes = {val} is out of range: it must be >= 2 (with one "
                           "validation class every retrieved image is of the query's class)")
     if isinstance(val, list) and (len(val) < 2 or len(set(val)) != len(val)):

@@ -16,6 +16,10 @@ class UsageError(BadInput):
     """A wrong flag, a refused combination of flags, a run folder that is in use."""
 
 
+class ResultsError(BadInput):
+    """A run file (history, dump, status, checkpoint) that cannot be read as what it should be."""
+
+
 class Diverged(Exception):
     """A non-finite loss or weight: one line, exit status 3."""
 

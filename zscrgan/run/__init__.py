@@ -1,0 +1,2 @@
+"""The one training loop (docs/algorithm.md §5), --eval_only, signals, kept kernels, the compile cache; writes through zscrgan.results.
+Knows nothing of argument parsing, Ray or any tool."""

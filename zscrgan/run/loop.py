@@ -1,0 +1,510 @@
+"""The one training loop: `run(cfg)` trains (or evaluates) one run of a resolved config.
+
+Rounds of E-step, M-step and evaluation (docs/algorithm.md §5); the Python loop only logs,
+evaluates and checkpoints. The command line, the sweep's trials and the benchmarks all call
+`run`. Outputs, at the paths zscrgan.results.run.Run gives: <results>/acc<score>.pkl and
+<logs>/{config.yml, model_shape.yml, history.csv, latest/, best/} through zscrgan.results,
+and TensorBoard's events in <logs>, written by tf.summary. With `val_classes`, `select` and
+`patience` (docs/algorithm.md §11.2) the best round may be chosen on held-out seen classes
+and training may stop early; without them a run is the reference's.
+
+Raises BadInput (config, dataset, refused), Diverged, Stopped, RunFault (docs/algorithm.md §11.3).
+"""
+import concurrent.futures
+import contextlib
+import gc
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+from easydict import EasyDict
+
+from zscrgan import config as config_lib
+from zscrgan.data import selection
+from zscrgan.data.dataset import dataset_folder, dataset_warnings, load_dataset
+from zscrgan.errors import Diverged, RunFault, Stopped, UsageError
+from zscrgan.files import fault_point, read_yaml, remove_partials, write_yaml
+from zscrgan.results.checkpoints import restore, round_of
+from zscrgan.results.dumps import write_dump
+from zscrgan.results.history import History, Selected, is_better, metric_name
+from zscrgan.results.run import BEST, CONFIG_FILE, EVAL, LATEST, SHAPE_FILE, Run, model_shape, shape_changes
+from zscrgan.run import compile_cache
+
+# --------------------------------------------------------------------------- before the first round
+
+
+def dataset_of(cfg):
+    """The run's dataset, loaded and validated (DatasetError naming what is wrong)."""
+    return load_dataset(dataset_folder(cfg.datasets_dir, cfg.dataset))
+
+
+def checked_inputs(cfg, dataset=None):
+    """The checks every run makes before TensorFlow starts: (cfg, dataset, warnings).
+
+    cfg comes back with val_classes as the list of validation class ids (or None), so that
+    config.yml records the classes a count or 'file' chose (docs/algorithm.md §11.2);
+    dataset: the one already loaded for cfg, if any; warnings: what the data may still get
+    wrong, one sentence each.
+    """
+    dataset = dataset or dataset_of(cfg)
+    warnings = dataset_warnings(dataset, cfg.top_k)
+    val_ids = selection.resolve_val_ids(cfg, dataset, dataset_folder(cfg.datasets_dir, cfg.dataset))
+    if val_ids is not None:
+        warnings += [note for note in [selection.gallery_note(dataset, val_ids, cfg.top_k)] if note]
+        cfg = EasyDict({**cfg, "val_classes": val_ids})
+    return cfg, dataset, warnings
+
+
+def load_checked(cfg):
+    """checked_inputs, its warnings printed to stderr: (cfg, dataset)."""
+    cfg, dataset, warnings = checked_inputs(cfg)
+    for message in warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    return cfg, dataset
+
+
+def check_can_train(resume, run, shape, cfg):
+    """Refuse to overwrite an earlier run's checkpoints or to mix dumps with another run's, or
+    to resume with another model shape or another way of choosing the best round."""
+    log_dir = run.logs
+    found = [p for p in (run.checkpoint(LATEST), run.checkpoint(BEST)) if p]
+    if not resume and found:
+        rounds = max(round_of(p) for p in found)
+        raise UsageError(f"{log_dir} holds the checkpoints of an earlier run (up to round {rounds}): "
+                         f"continue it with --resume, or start a new run with a --run_name (or another "
+                         f"--logs_dir and --results_dir); to start over, delete {log_dir} and {run.results}")
+    dumps = run.dumps()
+    if not resume and dumps:
+        raise UsageError(f"{run.results} holds the dumps of another run ({os.path.basename(dumps[0])}"
+                         f"{', ...' * (len(dumps) > 1)}): start this run with a --run_name or another --results_dir; "
+                         f"to start over, delete {log_dir} and {run.results}")
+    saved = read_yaml(run.path(SHAPE_FILE)) if resume else None
+    changes = shape_changes(saved, shape) if saved else []
+    if changes:
+        raise UsageError(f"cannot resume {log_dir}: the model's shape would change ({', '.join(changes)}); "
+                         "resume with the run's settings, or start a new run with another --logs_dir")
+    saved = read_yaml(run.path(CONFIG_FILE)) if found else None
+    if saved:
+        changes = [f"{key} {saved.get(key, off)} -> {cfg[key]}" for key, off in
+                   (("val_classes", None), ("select", "test")) if saved.get(key, off) != cfg[key]]
+        if changes:
+            raise UsageError(f"cannot resume {log_dir} with another model selection ({', '.join(changes)}): "
+                             "its best round was chosen the run's way; start a new run with another --logs_dir")
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class _WriteFailed(Exception):
+    """The operating system refused a run file; args: (path, cause)."""
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turn an OS refusal to write `path` (no space, no permission) into _WriteFailed."""
+    import tensorflow as tf
+    try:
+        yield
+    except OSError as e:
+        raise _WriteFailed(e.filename or path, e.strerror or str(e))
+    except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+            tf.errors.FailedPreconditionError, tf.errors.UnknownError) as e:
+        cause = str(e.message).split(" [Op:")[0].strip().splitlines()[-1]
+        raise _WriteFailed(path, cause)
+
+
+def write_fault(error, run):
+    """The one line a refused write ends a run with: what, why, the last whole checkpoint, the way on."""
+    path, cause = error.args
+    latest = run.checkpoint(LATEST)
+    kept = (f"the last whole checkpoint is round {round_of(latest)} ({latest})" if latest
+            else "no checkpoint was written yet")
+    return RunFault(f"cannot write {path}: {cause}; {kept}. Free space or fix the folder's permissions, "
+                    "then continue with --resume")
+
+
+# --------------------------------------------------------------------------- the rounds
+
+
+class StopOnSignal:
+    """The first SIGINT/SIGTERM asks the loop to stop after the current round's checkpoint;
+    a second one stops at once (KeyboardInterrupt), losing that round."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self  # e.g. a sweep's trial: its runner stops it, and Python allows handlers only here
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this round's checkpoint "
+              "(send it again to stop at once and lose this round)", file=sys.stderr, flush=True)
+
+
+def check_finite(round_, step, losses, weights):
+    """Raise Diverged naming the round, step kind and losses when any loss or weight is not finite.
+
+    losses: {(step kind, loss name): value}; weights: {step kind: all finite?}.
+    """
+    bad = [f"{kind} loss {name} = {value}" for (kind, name), value in losses.items()
+           if not math.isfinite(value)]
+    bad += [f"{kind} weights are not finite" for kind, ok in weights.items() if not ok]
+    if bad:
+        means = ", ".join(f"{name} = {value:.6g}" for (_, name), value in losses.items())
+        raise Diverged(f"round {round_}: training diverged in the {step}: {'; '.join(bad)} "
+                       f"(mean losses of the step: {means})")
+
+
+def weights_finite(groups):
+    import tensorflow as tf
+    return {kind: bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+            for kind, variables in groups.items()}
+
+
+def compiled(model, step):
+    """step(model), where step calls model.e_step or model.m_step. When XLA cannot load the
+    step from the compile cache (an entry damaged in a way only loading shows), the cache is
+    emptied and the steps traced and compiled again: loading fails before the step runs, so
+    nothing changed."""
+    import tensorflow as tf
+    from tqdm import tqdm
+    try:
+        return step(model)
+    except tf.errors.OpError as e:
+        said = compile_cache.drop_after_failure(e)
+        if not said:
+            raise
+    tqdm.write(said, file=sys.stderr)
+    model.new_steps()
+    return step(model)
+
+
+@contextlib.contextmanager
+def frozen_heap():
+    """Keep Python's cycle collector off the objects alive when the rounds start (TensorFlow's
+    ~450k among them): tracing the steps allocates enough to trigger full collections, which
+    rescanned them all (a third of the tracing time). Given back to the collector afterwards."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def e_step_tracing_m_step(model, e_steps, n_critic, m_steps, startup=None):
+    """model.e_step(e_steps, n_critic); before the M-step's first trace, the M-step is traced
+    in a second thread meanwhile: tracing is Python, while the E-step's compile (or load) and
+    run are not. The E-step is traced first and the M-step waited for before anything else, so
+    the functions and their names are the same in every process (XLA's cache finds them).
+    startup: a dict that gets trace_s, the seconds spent only tracing: the E-step's trace and
+    any wait for the M-step's after the E-step ran."""
+    if model.m_step.experimental_get_tracing_count():
+        return model.e_step(e_steps, n_critic)
+    t0 = time.perf_counter()
+    model.e_step.get_concrete_function(e_steps, n_critic)
+    traced = time.perf_counter() - t0
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        m_traced = pool.submit(model.m_step.get_concrete_function, m_steps)
+        try:
+            return model.e_step(e_steps, n_critic)
+        finally:
+            t1 = time.perf_counter()
+            m_traced.result()
+            if startup is not None:
+                startup["trace_s"] = traced + time.perf_counter() - t1
+
+
+def run_round(r, model, evaluator, steps, val_evaluator=None, startup=None):
+    """One round: E-step, M-step, evaluation. Returns (metrics, losses, timings, records).
+
+    With a val_evaluator, the validation classes are evaluated after the test classes and
+    their metrics join `metrics` as val_prec_at_<K>, val_map_at_<K>. startup: see `run`.
+    """
+    e_steps, n_critic, m_steps = steps
+    t0 = time.perf_counter()
+    e_out = {k: float(v) for k, v in compiled(model, lambda m: e_step_tracing_m_step(m, *steps, startup)).items()}
+    check_finite(r, "E-step", {("critic", "d_loss"): e_out["d_loss"],
+                               ("generator", "g_loss"): e_out["g_loss"],
+                               ("generator", "kl_loss"): e_out["kl_loss"]},
+                 weights_finite({"critic": model.d_vars, "generator": model.g_vars}))
+    fault_point("after_e_step")
+    t1 = time.perf_counter()
+    m_out = {k: float(v) for k, v in compiled(model, lambda m: m.m_step(m_steps)).items()}
+    check_finite(r, "M-step", {("CSEM", "csem_loss"): m_out["csem_loss"]},
+                 weights_finite({"CSEM": model.f_vars}))
+    t2 = time.perf_counter()
+    metrics, records = evaluator.evaluate()
+    if val_evaluator is not None:
+        metrics.update({f"val_{k}": v for k, v in val_evaluator.evaluate()[0].items()})
+    t3 = time.perf_counter()
+    timings = {"e_step_s": t1 - t0, "m_step_s": t2 - t1, "eval_s": t3 - t2}
+    return metrics, {**e_out, **m_out}, timings, records
+
+
+def set_threads(n):
+    """Use n CPU threads for TensorFlow's op pools (0: TensorFlow's choice). Only possible
+    before TensorFlow's runtime starts; afterwards a differing request is reported."""
+    import tensorflow as tf
+    if not n:
+        return
+    if tf.config.threading.get_intra_op_parallelism_threads() == n:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:
+        print(f"warning: threads = {n} ignored: TensorFlow had already started in this process",
+              file=sys.stderr)
+
+
+def build(cfg, dataset, reuse_kernels=False):
+    """(model, evaluator, val_evaluator, checkpoint): the model, the evaluators of the test
+    classes and of the validation classes (None when the run holds none out), and the
+    checkpoint object holding the model, round and best score.
+
+    reuse_kernels: take instead the model and evaluators of this process's previous run with
+    the same graphs, already traced, holding this run's fresh values (zscrgan/run/kept_kernels.py).
+    """
+    import tensorflow as tf
+    from zscrgan.model.em import ZSCRGAN
+    from zscrgan.data.dataset import eval_split
+    from zscrgan.model.evaluation import Evaluator
+    from zscrgan.run import kept_kernels
+
+    set_threads(cfg.threads)
+    tf.config.experimental.enable_op_determinism()
+    model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim,
+                    selection.training_split(dataset, cfg.val_classes))
+
+    def evaluator_of(split):
+        return Evaluator(split, model.nets, model.rng, cfg.top_k, cfg.eval_ks, cfg.eval_chunk)
+
+    evaluator = evaluator_of(eval_split(dataset))
+    val = evaluator_of(eval_split(dataset, cfg.val_classes)) if cfg.val_classes else None
+    if reuse_kernels:
+        model, (evaluator, val) = kept_kernels.reuse(cfg, model, (evaluator, val))
+    rounds_done = tf.Variable(0, dtype=tf.int64, name="round")
+    best = tf.Variable(-1.0, dtype=tf.float64, name="best")
+    ckpt = tf.train.Checkpoint(model=model, best=best, round=rounds_done)
+    return model, evaluator, val, ckpt
+
+
+class RoundWriter:
+    """Writes what a round leaves: dump, checkpoints, history, TensorBoard, progress bar."""
+
+    def __init__(self, cfg, run, ckpt, progress):
+        import tensorflow as tf
+        from tqdm import tqdm
+
+        self.cfg, self.log_dir, self.res_dir, self.ckpt = cfg, run.logs, run.results, ckpt
+        self.key, self.chosen = run.test_key, run.selection_key
+        self.metric = metric_name(cfg.select, cfg.top_k)
+        self.latest, self.best = run.slot(LATEST), run.slot(BEST)
+        if self.latest.current():
+            restore(ckpt, self.latest.current())
+            print(f"Resuming from round {int(ckpt.round)} (best {self.metric} so far {float(ckpt.best)})")
+        self.start = int(ckpt.round)
+        self.history = History(run.history_path, self.start)
+        self.selected = run.selected_so_far(float(ckpt.best), self.history.rows)
+        self.writer = tf.summary.create_file_writer(run.logs)
+        self.rounds = range(self.start + 1, cfg.epochs + 1)
+        self.bar = tqdm(initial=self.start, total=cfg.epochs, desc=cfg.dataset, unit="round", dynamic_ncols=True,
+                        disable=not progress)
+
+    def record(self, r, metrics, losses, timings, records):
+        """Write round r's files in a kill-safe order; returns (history row, is it the best?)."""
+        import tensorflow as tf
+        from tqdm import tqdm
+
+        score, ckpt = metrics[self.chosen], self.ckpt
+        ckpt.round.assign(r)
+        is_best = is_better(score, float(ckpt.best))
+        if is_best:
+            ckpt.best.assign(score)
+            self.selected = Selected(r, score, metrics[self.key])
+            with writing(self.res_dir):
+                write_dump(self.res_dir, metrics[self.key], records)  # the test retrieval, named by its score
+            also = "" if self.chosen == self.key else f" (test Prec@{self.cfg.top_k} = {metrics[self.key]})"
+            tqdm.write(f"New best {self.metric} = {score}{also}")
+            with writing(self.best.folder):
+                self.best.save(ckpt, r)
+        # History before the latest checkpoint: a kill between them leaves a row that the
+        # resumed run drops and writes again.
+        row = {"round": r, **metrics, **losses, **timings}
+        with writing(self.history.path):
+            self.history.append(row)
+        with writing(self.log_dir), self.writer.as_default(step=r):
+            for name, value in {**metrics, **losses, **timings}.items():
+                tf.summary.scalar("g_loss_kl_loss" if name == "kl_loss" else name, value)
+            self.writer.flush()
+        fault_point("before_latest_checkpoint")
+        with writing(self.latest.folder):
+            self.latest.save(ckpt, r)
+        shown = {f"P@{self.cfg.top_k}": metrics[self.key], f"val P@{self.cfg.top_k}": metrics.get(f"val_{self.key}"),
+                 "best": float(ckpt.best)}
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if v is not None}, refresh=False)
+        self.bar.update(1)
+        return row, is_best
+
+    def close(self):
+        self.bar.close()
+        self.writer.close()
+
+    def summary(self, stopped_early):
+        return {"rounds": int(self.ckpt.round), "best": float(self.ckpt.best), "test_at_best": self.selected.test,
+                "stopped_early": stopped_early}
+
+
+def run_rounds(cfg, dataset, run, on_round=None, progress=True, reuse_kernels=False, startup=None):
+    """Run (or continue) the rounds; returns {"rounds": rounds done, "best": best score of the
+    selection metric, "test_at_best": test Prec@K of the best round, "stopped_early": bool}.
+
+    The selection metric (docs/algorithm.md §11.2) is the test Prec@K (the reference), or with
+    `select: val` the validation classes' Prec@K: it decides the dump, the best/ checkpoint
+    and, with `patience`, when to stop. on_round(row, best, is_best), if given, is called
+    after each round's checkpoint with the round's history row ({round, prec_at_K...,
+    map_at_K, [val_prec_at_K..., val_map_at_K,] losses, timings}), the best score so far and
+    whether this round set it. progress: show a progress bar. reuse_kernels, startup: see `run`.
+    """
+    import tensorflow as tf
+
+    t0 = time.perf_counter()
+    model, evaluator, val, ckpt = build(cfg, dataset, reuse_kernels)
+    if startup is not None:
+        startup.update(build_s=time.perf_counter() - t0, trace_s=0.0,
+                       reused_kernels=model.e_step.experimental_get_tracing_count() > 0)
+    rounds = RoundWriter(cfg, run, ckpt, progress)
+    if rounds.selected.patience_over(cfg.patience, rounds.start):
+        rounds.close()
+        print(f"Nothing to do: the run stopped early at round {rounds.start}, {rounds.start - rounds.selected.round} "
+              f"rounds after its best {rounds.metric} (patience {cfg.patience})")
+        return rounds.summary(True)
+    steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
+    stopped_early = False
+    try:
+        with StopOnSignal() as stop, frozen_heap():
+            for r in rounds.rounds:
+                try:
+                    metrics, losses, timings, records = run_round(r, model, evaluator, steps, val, startup)
+                except KeyboardInterrupt:  # a second signal, or Ctrl-C before the handler was set
+                    raise Stopped(stop.signum or signal.SIGINT, f"stopped in round {r}, which is lost; "
+                                                 f"the latest checkpoint (round {r - 1}) is kept")
+                row, is_best = rounds.record(r, metrics, losses, timings, records)
+                if on_round is not None:
+                    on_round(row, float(ckpt.best), is_best)
+                if rounds.selected.patience_over(cfg.patience, r):
+                    stopped_early = True
+                    break
+                if stop.signum is not None:
+                    raise Stopped(stop.signum, f"stopped after round {r}; continue with --resume")
+    except Diverged as e:
+        kept = (f"the latest checkpoint (round {int(ckpt.round)}) and the dumps are kept" if int(ckpt.round)
+                else "no checkpoint was written yet")
+        raise Diverged(f"{e}. Stopped; {kept} (lower learning rates may help)")
+    except _WriteFailed as e:
+        raise write_fault(e, run)
+    finally:
+        rounds.close()
+    _report_end(cfg, rounds, stopped_early)
+    return rounds.summary(stopped_early)
+
+
+def _report_end(cfg, rounds, stopped_early):
+    selected, metric = rounds.selected, rounds.metric
+    if stopped_early:
+        print(f"Stopped early after round {int(rounds.ckpt.round)}: no new best {metric} in the {cfg.patience} "
+              f"rounds since round {selected.round} (patience {cfg.patience})")
+    also = ("" if rounds.chosen == rounds.key
+            else f" (round {selected.round}, test Prec@{cfg.top_k} = {selected.test})")
+    print(f"Done: {int(rounds.ckpt.round)} rounds, best {metric} = {float(rounds.ckpt.best)}{also}")
+
+
+def evaluate_only(cfg, dataset, prefix, run):
+    """Evaluate a checkpoint (or fresh weights) once and write its dump to the run's eval/ folder."""
+    model, evaluator, _, ckpt = build(cfg, dataset)
+    if prefix:
+        restore(ckpt, prefix)
+        print(f"Evaluating {prefix} (round {int(ckpt.round)})")
+    else:
+        print(f"warning: no checkpoint found: evaluating freshly initialised weights (seed {cfg.seed})",
+              file=sys.stderr)
+    metrics, records = evaluator.evaluate()
+    for name, value in metrics.items():
+        print(f"{name} = {value}")
+    path = write_dump(run.results_path(EVAL), metrics[run.test_key], records)
+    print(f"Dump: {path}")
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def start_training(cfg, dataset, run, resume, on_round=None, progress=True, reuse_kernels=False, startup=None):
+    """Checks and files that come before the first round (holding the lock), then `run_rounds`."""
+    shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
+    check_can_train(resume, run, shape, cfg)
+    remove_partials([run.logs, run.results, run.path(LATEST), run.path(BEST)])
+    try:
+        write_yaml(run.path(CONFIG_FILE), config_lib.to_save(cfg), "config")
+        write_yaml(run.path(SHAPE_FILE), shape, "shape")
+    except OSError as e:
+        raise write_fault(_WriteFailed(e.filename or run.logs, e.strerror or str(e)), run)
+    done = run.rounds_done()
+    if resume and not done:
+        print(f"No checkpoint to resume in {run.logs}: starting from round 1")
+    if done >= cfg.epochs:
+        print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
+        return {"rounds": done, **run.scores(run.selected()), "stopped_early": False}
+    return run_rounds(cfg, dataset, run, on_round, progress, reuse_kernels, startup)
+
+
+def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True, reuse_kernels=False,
+        startup=None):
+    """Train (or with eval_only, evaluate) one run of a resolved config: the one loop that the
+    command line, the sweep's trials and the benchmarks share.
+
+    checkpoint (with eval_only): best, latest or a path; default the run's best, else its
+    latest, else fresh weights. reuse_kernels (sweep trials): train with the model and
+    evaluators this process traced for an earlier run of the same graphs, set to this run's
+    fresh values (zscrgan/run/kept_kernels.py). startup: a dict that the run fills with where its
+    start went: data_s, build_s, trace_s (seconds; trace_s is the part of round 1 that only
+    traced) and reused_kernels. Returns run_rounds' summary ({"rounds", "best", "test_at_best",
+    "stopped_early"}) or None after eval_only. Raises BadInput, Diverged, Stopped, RunFault.
+    """
+    this = Run.of(cfg)
+    t0 = time.perf_counter()
+    cfg, dataset = load_checked(cfg)
+    if startup is not None:
+        startup["data_s"] = time.perf_counter() - t0
+    if progress:
+        print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
+    if eval_only:
+        prefix = (this.checkpoint(checkpoint, required=True) if checkpoint
+                  else this.checkpoint(BEST) or this.checkpoint(LATEST))
+    compile_cache.enable()  # before TensorFlow's runtime starts, which reads TF_XLA_FLAGS once
+    try:
+        with this.held():
+            if eval_only:
+                remove_partials([this.results, this.results_path(EVAL)])
+                evaluate_only(cfg, dataset, prefix, this)
+                return None
+            return start_training(cfg, dataset, this, resume, on_round, progress, reuse_kernels, startup)
+    except KeyboardInterrupt:  # before the rounds' own handler, or in --eval_only
+        done = this.rounds_done()
+        kept = f"its latest checkpoint (round {done}) is kept" if done else "no checkpoint was written"
+        raise Stopped(signal.SIGINT, "interrupted " + ("before writing the dump" if eval_only else
+                                                       f"before round {done + 1} began; {kept}"))

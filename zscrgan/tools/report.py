@@ -1,0 +1,91 @@
+"""`zscrgan report`: summarise a sweep over seeds and settings, or plot one run's history.
+
+    python -m zscrgan report DIR                        a sweep's folder (python -m zscrgan sweep --out DIR)
+    python -m zscrgan report ckt_logs/CUB_logs[/NAME]   one run's logs folder (it holds history.csv)
+
+A sweep's report (results.csv, summary.csv, summary.md, plots/) is zscrgan.sweeps.report's. For
+one run's logs folder it writes <folder>/plots/history.png and prints the best round. Bad
+input (a folder with neither trials nor a history, an unreadable file) is one `error:` line
+and exit status 2, and nothing is written.
+"""
+import os
+import re
+
+from zscrgan.results.dumps import name_score
+from zscrgan.results.history import HISTORY_FILE, map_column, prec_column
+from zscrgan.results.run import PLOTS, Run
+from zscrgan.sweeps.report import ReportError, score_columns, write_report
+from zscrgan.toolkit import pictures
+
+
+def plot_history(path, run, columns, rows, name=""):
+    """One run: Prec@K (and validation Prec@K) and mAP@K per round above, one small panel per loss below."""
+    plt, k = pictures.pyplot(), run.top_k
+    losses = [c for c in ("d_loss", "g_loss", "kl_loss", "csem_loss") if c in columns]
+    fig = plt.figure(figsize=(10, 6.5))
+    grid = fig.add_gridspec(2, max(1, len(losses)), height_ratios=(1.4, 1))
+    ax = fig.add_subplot(grid[0, :])
+    rounds = [r["round"] for r in rows]
+    for column in [c for c in columns if re.fullmatch(r"(val_)?(prec|map)_at_\d+", c)]:
+        ax.plot(rounds, [r.get(column) for r in rows], "--" if column.startswith("val") else "-", label=column)
+    chosen = run.selected(rows)
+    if chosen is not None:
+        ax.axvline(chosen["round"], color="gray", linestyle=":",
+                   label=f"selected round {chosen['round']} ({run.select}: {run.selection_key} "
+                         f"{chosen[run.selection_key]:.4f})")
+    ax.set(xlabel="round", ylabel="score (unseen classes)", title=f"{name}: Prec@{k} and mAP@{k} per round".lstrip(": "))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    for i, column in enumerate(losses):
+        loss_ax = fig.add_subplot(grid[1, i])
+        loss_ax.plot(rounds, [r.get(column) for r in rows], color="tab:gray")
+        loss_ax.set(title=column, xlabel="round")
+        loss_ax.grid(alpha=0.3)
+    fig.tight_layout()
+    pictures.save(fig, path)
+
+
+def report_run(folder):
+    """One run's logs folder: write plots/history.png, return a short summary."""
+    run = Run.at(folder)
+    columns, rows = run.history(missing_ok=False)
+    k = run.top_k
+    if prec_column(k) not in columns:
+        raise ReportError(f"{run.history_path} has no {prec_column(k)} column (the run's top_k)")
+    os.makedirs(run.path(PLOTS), exist_ok=True)
+    path = os.path.join(run.path(PLOTS), "history.png")
+    plot_history(path, run, columns, rows, " ".join(str(run.cfg[c]) for c in ("dataset", "run_name") if run.cfg.get(c)))
+    scores = score_columns(run, rows)
+    lines = [f"run       {folder}", f"rounds    {len(rows)}"]
+    if not scores:
+        lines.append(f"best round: none (no round has a prec_at_{k} yet)")
+    else:
+        best = run.best_test(rows)
+        mean_ap = "" if best.get(map_column(k)) is None else f", {map_column(k)} = {best[map_column(k)]!r}"
+        lines.append(f"best round: {best['round']} ({prec_column(k)} = {best[prec_column(k)]!r}{mean_ap})")
+    if "best_val_round" in scores:
+        lines.append(f"best validation round: {scores['best_val_round']} (val_prec_at_{k} = "
+                     f"{scores[f'val_prec_at_{k}']!r}, prec_at_{k} = {scores[f'test_prec_at_{k}_at_best_val']!r})")
+    lines.append(f"plot      {path}")
+    return "\n".join(lines)
+
+
+def add_arguments(p):
+    p.add_argument("dir", help="a sweep's --out folder, or one run's logs folder (holding history.csv)")
+    p.add_argument("--no_baselines", action="store_true", help="skip the ridge, CCA and chance baselines")
+
+
+def main(args):
+    if os.path.isfile(os.path.join(args.dir, HISTORY_FILE)):
+        print(report_run(args.dir))
+        return 0
+    if os.path.isfile(args.dir):
+        hint = (f"a retrieval dump: read it with `zscrgan inspect {args.dir}`" if name_score(args.dir) else
+                f"a history: give its folder, `zscrgan report {os.path.dirname(args.dir) or '.'}`"
+                if os.path.basename(args.dir) == HISTORY_FILE else "a file")
+        raise ReportError(f"{args.dir} is {hint}, not a folder (report takes a sweep's --out folder or a run's logs folder)")
+    table = write_report(args.dir, baselines=not args.no_baselines)
+    print(table)
+    print(f"\nwrote {', '.join(os.path.join(args.dir, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
+          f"and {os.path.join(args.dir, 'plots')}/")
+    return 0
