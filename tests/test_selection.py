@@ -183,7 +183,7 @@ def test_select_val_dumps_the_test_retrieval_of_the_selected_round(full):
     assert run.selected_dump() == run.dump_path(selected)
     assert prec_from_records(records) == selected["prec_at_5"]
     assert {next(iter(r)) for r in records} == {7, 8, 9}  # test queries, not validation ones
-    assert f"Done: {len(rows)} rounds, best val Prec@5 = {selected['val_prec_at_5']}" in proc.stdout
+    assert f"Done: {len(rows)} rounds, best val Prec@5 = {selected['val_prec_at_5']:.4f}" in proc.stdout
 
 
 @pytest.mark.slow

@@ -317,7 +317,7 @@ class RoundWriter:
         self.latest, self.best = run.slot(LATEST), run.slot(BEST)
         if self.latest.current():
             restore(ckpt, self.latest.current())
-            print(f"Resuming from round {int(ckpt.round)} (best {self.metric} so far {float(ckpt.best)})")
+            print(f"Resuming from round {int(ckpt.round)} (best {self.metric} so far {float(ckpt.best):.4f})")
         self.start = int(ckpt.round)
         self.history = History(run.history_path, self.start)
         self.selected = run.selected_so_far(float(ckpt.best), self.history.rows)
@@ -339,8 +339,8 @@ class RoundWriter:
             self.selected = Selected(r, score, metrics[self.key])
             with writing(self.res_dir):
                 write_dump(self.res_dir, metrics[self.key], records)  # the test retrieval, named by its score
-            also = "" if self.chosen == self.key else f" (test Prec@{self.cfg.top_k} = {metrics[self.key]})"
-            tqdm.write(f"New best {self.metric} = {score}{also}")
+            also = "" if self.chosen == self.key else f" (test Prec@{self.cfg.top_k} = {metrics[self.key]:.4f})"
+            tqdm.write(f"New best {self.metric} = {score:.4f}{also}")
             with writing(self.best.folder):
                 self.best.save(ckpt, r)
         # History before the latest checkpoint: a kill between them leaves a row that the
@@ -430,8 +430,9 @@ def _report_end(cfg, rounds, stopped_early):
         print(f"Stopped early after round {int(rounds.ckpt.round)}: no new best {metric} in the {cfg.patience} "
               f"rounds since round {selected.round} (patience {cfg.patience})")
     also = ("" if rounds.chosen == rounds.key
-            else f" (round {selected.round}, test Prec@{cfg.top_k} = {selected.test})")
-    print(f"Done: {int(rounds.ckpt.round)} rounds, best {metric} = {float(rounds.ckpt.best)}{also}")
+            else f" (round {selected.round}, test Prec@{cfg.top_k} = {selected.test:.4f})")
+    done = int(rounds.ckpt.round)
+    print(f"Done: {done} round{'s' * (done != 1)}, best {metric} = {float(rounds.ckpt.best):.4f}{also}")
 
 
 def evaluate_only(cfg, dataset, prefix, run):
@@ -445,7 +446,7 @@ def evaluate_only(cfg, dataset, prefix, run):
               file=sys.stderr)
     metrics, records = evaluator.evaluate()
     for name, value in metrics.items():
-        print(f"{name} = {value}")
+        print(f"{name} = {value:.4f}")
     path = write_dump(run.results_path(EVAL), metrics[run.test_key], records)
     print(f"Dump: {path}")
 

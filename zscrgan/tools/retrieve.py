@@ -245,8 +245,8 @@ def _report(args, inputs, rows, k):
     from zscrgan.model.metrics import dump_records, map_at_k, n_relevant, prec_at_k
     q, retrieved = inputs.query_labels, inputs.gallery_labels[rows]
     prec = prec_at_k(q, retrieved)
-    print(f"prec_at_{k} = {prec}")
-    print(f"map_at_{k} = {map_at_k(q, retrieved, n_relevant(q, inputs.gallery_labels))}")
+    print(f"prec_at_{k} = {prec:.4f}")
+    print(f"map_at_{k} = {map_at_k(q, retrieved, n_relevant(q, inputs.gallery_labels)):.4f}")
     if args.dataset:
         run = Run.of({"dataset": args.dataset, "results_dir": args.results_dir})
         folder = run.results_path(RETRIEVE)
