@@ -198,15 +198,3 @@ def test_k_and_the_dataset_folder_are_the_runs_own(dataset, tmp_path, capsys):
     assert "K = 5" in out.splitlines()[0]
     row = next(line for line in out.splitlines() if line.startswith("ZSCRGAN"))
     assert row.split()[3:] == ["1.0000", "1.0000", "acc1.0.pkl"]
-
-
-@pytest.mark.slow
-def test_command_line_hides_tensorflows_info_lines(dataset, tmp_path):
-    """The package sets TF_CPP_MIN_LOG_LEVEL=2 unless the user did (zscrgan/__init__.py)."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    proc = subprocess.run([sys.executable, "-m", "zscrgan", "baselines", "--dataset", "LINK", "--k", "5",
-                           "--datasets_dir", str(tmp_path / "datasets"), "--results_dir", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "chance" in proc.stdout
-    assert "cpu_feature_guard" not in proc.stderr and "This TensorFlow binary" not in proc.stderr

@@ -123,3 +123,27 @@ def test_help_describes_every_option_with_its_type_and_default(tmp_path):
             shown = (",".join(map(str, default)) if isinstance(default, list)
                      else str(default).lower() if isinstance(default, bool) else str(default))
             assert help_text.endswith(f"(default: {shown})"), (key, help_text)
+
+
+# The lines TensorFlow prints before its logging starts, which no log level hides (README.md lists them).
+TF_START_LINES = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                            r"|I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on\. .*"
+                            r"|I\d{4} [\d:. ]+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine, .*)$")
+
+
+@pytest.mark.slow
+def test_a_user_sees_only_the_start_up_lines_the_readme_lists(tmp_path):
+    """The package sets TF_CPP_MIN_LOG_LEVEL=3 unless the user did (zscrgan/__init__.py): with the
+    compile cache cold and then warm, stderr holds nothing of TensorFlow's but its start-up lines."""
+    make_dataset(str(tmp_path / "datasets" / "TINY"))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["ZSCRGAN_COMPILE_CACHE"] = str(tmp_path / "xla")
+    for name in ("cold", "warm"):
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "run_exp.py"), "--dataset", "TINY", "--run_name",
+                               name, "--epochs", "1", "--datasets_dir", str(tmp_path / "datasets"), "--results_dir",
+                               str(tmp_path / "res"), "--logs_dir", str(tmp_path / "logs"), *TINY_FLAGS],
+                              cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lines = [line for line in re.split(r"[\r\n]", proc.stderr) if line.strip()
+                 and not line.startswith("TINY:") and not line.strip().startswith("New best")]
+        assert all(TF_START_LINES.match(line) for line in lines), (name, lines)
