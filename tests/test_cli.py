@@ -51,3 +51,20 @@ def test_ci_runs_exactly_the_readmes_test_command():
         command = next(line.split("#")[0].strip() for line in f if "pytest" in line and "pip install" in line)
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         assert command in [line.strip() for line in f]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-m", "zscrgan", "sweep", "x.yml", "--outt", "X"], "unrecognized argument --outt: did you mean --out?"),
+    (["run_exp.py", "--dataset", "MFEAT", "--epoch", "1"], "unrecognized argument --epoch: did you mean --epochs?"),
+    (["-m", "zscrgan", "prepare", "check", "--folder", "x"], "unrecognized argument --folder"),
+])
+def test_a_mistyped_flag_is_named_before_a_missing_argument_and_never_taken_as_a_prefix(args, words):
+    code, _, err = command(*args)
+    assert code == 2 and len(err) == 1 and words in err[0], err
+
+
+def test_no_placeholder_says_path_where_a_word_or_a_choice_is_wanted():
+    code, out, _ = command("run_exp.py", "--help")
+    text = " ".join(out.split())
+    assert code == 0 and "--select test|val" in text and "--val_classes N|IDS|file" in text
+    assert "--logs_dir DIR" in text and " PATH " not in text.split("Defaults are")[0].replace("--checkpoint PATH", "")

@@ -155,6 +155,7 @@ def test_killed_at_any_moment_and_resumed_matches_the_uninterrupted_run(referenc
         assert len(rows) in (done, done + 1)  # a row written after the last checkpoint is redone
         if status == 130:
             assert done == 2 and len(history(base)) == 2 and "stopped after round 2" in err
+            assert f" 2/{EPOCHS} [" in err.split("\r")[-1]  # the bar's last state: the round it stopped after
     assert results(base) == results(reference)
     assert checkpoint_values(latest_prefix(base)) == checkpoint_values(latest_prefix(reference))
     left = glob.glob(str(base / "**" / "*.partial"), recursive=True)
@@ -327,6 +328,14 @@ def test_a_new_run_into_a_results_folder_holding_another_runs_dumps_is_refused(t
     assert not (base / "B" / "TINY_logs" / "history.csv").exists()
     rc, out, err = run(base, "--epochs", "2", "--resume", *first)
     assert rc == 0 and "Resuming from round 1" in out, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_first_round_says_that_nothing_was_checkpointed(tmp_path):
+    base = new_base(tmp_path)
+    rc, _, err = run(base, "--epochs", "2", fault="write:config,1,INT")
+    assert rc == 130 and err.strip().splitlines()[-1] == "interrupted before round 1 began; no checkpoint was written"
+    assert not (logs(base) / "latest").exists()
 
 
 def test_usage_errors(tmp_path):

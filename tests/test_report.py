@@ -167,6 +167,9 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, make, message):
     assert sorted(p.name for p in folder.rglob("*")) == before  # nothing written
     assert run_tool("report", [str(tmp_path / "missing")]) == 2
     assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "acc0.5.pkl").write_bytes(b"")
+    assert run_tool("report", [str(tmp_path / "acc0.5.pkl")]) == 2
+    assert f"is a retrieval dump: read it with `zscrgan inspect {tmp_path / 'acc0.5.pkl'}`" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -37,6 +37,10 @@ BAD = {
     "k above gallery": (["{model}", "--queries", "{tmp}/q.npy", "--gallery", "{tmp}/g.npy", "--k", "9"],
                         "larger than the gallery"),
     "no gallery": (["{model}", "--queries", "{tmp}/q.npy"], "needs a gallery"),
+    "queries a folder": (["{model}", "--queries", "{tmp}", "--gallery", "{tmp}/g.npy"],
+                         "--queries {tmp} is a folder: give an .npy array or a .pkl dict"),
+    "gallery missing": (["{model}", "--queries", "{tmp}/q.npy", "--gallery", "{tmp}/nope.npy"],
+                        "--gallery {tmp}/nope.npy: no such file"),
 }
 
 
@@ -55,8 +59,24 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(fake_export, case, caps
     status = cli.main(args, prog="zscrgan retrieve", only="retrieve")
     lines = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
-    assert words in lines[0]
+    assert words.format(tmp=tmp) in lines[0]
     assert snapshot(tmp) == before
+
+
+def test_an_index_that_is_a_folder_and_a_run_folder_for_a_model_are_named(fake_export, capsys, monkeypatch):
+    from zscrgan import cli
+    tmp, model = fake_export
+    monkeypatch.chdir(tmp)
+    status = cli.main([str(model), "--queries", str(tmp / "q.npy"), "--index", str(tmp)], only="retrieve")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err == [f"error: --index {tmp} is a folder: give an index that `retrieve --save_index` wrote"]
+    run = tmp / "logs" / "TINY_logs"
+    run.mkdir(parents=True)
+    (run / "config.yml").write_text("dataset: TINY\n")
+    status = cli.main([str(run), "--dataset", "TINY"], only="retrieve")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and f"{run} is a run folder, not a zscrgan export" in err
+    assert "--out NEW_FOLDER" in err and f"--out {run}" not in err  # never a command that would fail
 
 
 def _dicts(folder, rng, n_classes=3, per_class=4):
