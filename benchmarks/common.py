@@ -10,7 +10,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from zscrgan import compile_cache  # noqa: E402
+from zscrgan.run import compile_cache  # noqa: E402
 
 compile_cache.enable()  # as every run does, before TensorFlow starts
 import numpy as np  # noqa: E402

@@ -5,6 +5,7 @@ count), never a tool another tool, never a private name of another module, and n
 makes a circle. Each package's `__init__` docstring says what it holds and must not know.
 """
 import ast
+import glob
 import os
 import textwrap
 
@@ -178,3 +179,41 @@ def plant(tmp_path, files):
 ])
 def test_the_check_finds_what_is_planted(tmp_path, files, words):
     assert words in problems(plant(tmp_path, files))
+
+
+def top_level_names(path):
+    """The names a module defines or imports at its top level (what `from it import name` may take)."""
+    names = set()
+    for node in ast.parse(open(path).read()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in getattr(node, "targets", [getattr(node, "target", None)]):
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
+def unresolved(root):
+    """Every `zscrgan` import in the package, its tests, benchmarks and scripts that names a
+    module or a name that does not exist (a move that left a reader behind)."""
+    mods, found = modules(root), []
+    files = [p for pattern in ("zscrgan/**/*.py", "tests/*.py", "benchmarks/*.py", "datasets/*.py", "*.py")
+             for p in glob.glob(os.path.join(root, pattern), recursive=True)]
+    for path in files:
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.Import):
+                found += [f"{path}: import {a.name}" for a in node.names
+                          if a.name.startswith("zscrgan") and a.name not in mods]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "zscrgan" and not node.level:
+                for alias in node.names:
+                    if f"{node.module}.{alias.name}" in mods:
+                        continue
+                    if node.module not in mods or alias.name not in top_level_names(mods[node.module]):
+                        found.append(f"{os.path.relpath(path, root)}: from {node.module} import {alias.name}")
+    return found
+
+
+def test_every_import_of_the_package_names_what_exists():
+    assert unresolved(ROOT) == []
