@@ -12,6 +12,19 @@ from zscrgan.model.optimizers import Adam, RMSProp
 from zscrgan.model.sampler import BatchSampler
 
 
+# Config keys the traced steps do not read. seed acts through the initial values, val_classes
+# through the data; the others name files, tell the loop when to stop and what to select, or
+# list the seeds of a group (each member is built with its own seed). Every other key may shape
+# the graphs.
+VALUE_ONLY = ("seed", "seeds", "val_classes", "run_name", "logs_dir", "results_dir", "datasets_dir",
+              "epochs", "patience", "select")
+
+
+def graph_settings(cfg):
+    """The config's keys that the traced steps may read: a sorted tuple of (key, value text)."""
+    return tuple(sorted((k, repr(v)) for k, v in cfg.items() if k not in VALUE_ONLY))
+
+
 def repeat(n, body, *values):
     """`for i in range(n): values = body(i, *values)` inside a compiled step, as one
     tf.while_loop; returns the final values (a tuple).

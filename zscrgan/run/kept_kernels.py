@@ -7,7 +7,7 @@ them to the next run whose functions would trace the same graphs, with every var
 what that run's own fresh build holds: the run neither traces nor compiles, and computes what
 it would have computed with its own kernels.
 
-The same graphs: the config equal apart from VALUE_ONLY, the same data in the sampler's and
+The same graphs: the config equal apart from em.VALUE_ONLY, the same data in the sampler's and
 evaluators' tensors, and the same variables (names, shapes, dtypes, in order). The state:
 every variable the run's checkpoint holds (weights, optimizer slots, Adam's beta powers,
 the sampler's order and cursors, the random generator's state), which is what a resumed
@@ -16,18 +16,9 @@ run restores to continue exactly (docs/algorithm.md §9.3).
 import numpy as np
 import tensorflow as tf
 
-# Config keys the traced graphs do not read. seed acts through the initial values (which are
-# assigned), val_classes through the data (which is compared); the others name files or tell
-# the loop when to stop and what to select. Every other key is compared.
-VALUE_ONLY = ("seed", "val_classes", "run_name", "logs_dir", "results_dir", "datasets_dir",
-              "epochs", "patience", "select")
+from zscrgan.model.em import graph_settings
 
 _kept = None  # (settings, model, evaluators) of the last run that asked
-
-
-def settings(cfg):
-    """The config's keys that the traced graphs may read: a sorted tuple of (key, value)."""
-    return tuple(sorted((k, repr(v)) for k, v in cfg.items() if k not in VALUE_ONLY))
 
 
 def held_arrays(model, evaluators):
@@ -62,7 +53,7 @@ def reuse(cfg, model, evaluators):
     which share `model`'s networks and generator.
     """
     global _kept
-    key = settings(cfg)
+    key = graph_settings(cfg)
     if _kept is not None and _kept[0] == key:
         _, kept_model, kept_evaluators = _kept
         kept_vars, fresh_vars = state(kept_model), state(model)
