@@ -54,7 +54,16 @@ class CheckpointSlot:
         return prefix if os.path.isfile(prefix + ".index") else None
 
     def save(self, ckpt, number):
-        """Write `ckpt` (a tf.train.Checkpoint) as checkpoint `number`; returns its prefix."""
+        """Write `ckpt` (a tf.train.Checkpoint) as checkpoint `number` and point the folder at it;
+        returns its prefix."""
+        stem = self.stage(ckpt, number)
+        self.point(stem)
+        self.prune(stem)
+        return os.path.join(self.folder, stem)
+
+    def stage(self, ckpt, number):
+        """Write `ckpt` as checkpoint `number` beside the current one, whole (its index renamed
+        into place last), without pointing the folder at it; returns its stem (`ckpt-<number>`)."""
         staging = staging_folder(os.path.join(self.folder, "ckpt"))
         ckpt.write(os.path.join(staging, "ckpt"))
         fault_point(f"checkpoint:{self.name}")
@@ -64,11 +73,26 @@ class CheckpointSlot:
                        key=lambda f: f.endswith(".index"))
         for f in files:
             os.replace(os.path.join(staging, f), os.path.join(self.folder, stem + f[len("ckpt"):]))
+        shutil.rmtree(staging, ignore_errors=True)
+        return stem
+
+    def point(self, stem):
+        """Make the staged checkpoint `stem` the folder's current one (one rename)."""
         text = f'model_checkpoint_path: "{stem}"\nall_model_checkpoint_paths: "{stem}"\n'
         atomic_write(os.path.join(self.folder, STATE_FILE), text.encode(), f"checkpoint_state:{self.name}")
+
+    def prune(self, stem):
+        """Remove every checkpoint but `stem`."""
         self._remove(lambda s: s != stem)
-        shutil.rmtree(staging, ignore_errors=True)
-        return os.path.join(self.folder, stem)
+
+    def staged(self, number):
+        """The stem of a whole checkpoint of round `number` that the folder holds but does not
+        point at (the newest such), or None."""
+        current = self.current()
+        stems = [f[:-len(".index")] for f in os.listdir(self.folder) if f.endswith(".index")
+                 and re.fullmatch(rf"ckpt-{number}(_\d+)?", f[:-len(".index")])] if os.path.isdir(self.folder) else []
+        stems = [s for s in stems if current is None or os.path.basename(current) != s]
+        return max(stems, key=lambda s: int(s.partition("_")[2] or 0), default=None)
 
     def _free_stem(self, number):
         stem, current, i = f"ckpt-{number}", self.current(), 0
