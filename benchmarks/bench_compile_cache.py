@@ -54,7 +54,7 @@ def outputs(folder, dataset):
 def phases(dataset):
     """In this process: seconds of each part of a run's start (printed as one JSON line)."""
     t0 = time.perf_counter()
-    from zscrgan.run import compile_cache, loop
+    from zscrgan.run import compile_cache, loop, steps
     from zscrgan.config import load_config
     compile_cache.enable()
     import tensorflow as tf
@@ -72,7 +72,7 @@ def phases(dataset):
     model, evaluator, _, _ = loop.build(cfg, data)
     e, n, m = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
     lap("build_s")
-    with loop.frozen_heap():  # as the loop's rounds run
+    with steps.frozen_heap():  # as the loop's rounds run
         model.e_step.get_concrete_function(e, n)
         lap("trace_e_s")
         # The first E-step call, the M-step traced beside it in a second thread (as in round 1):
@@ -80,7 +80,7 @@ def phases(dataset):
         trace_m = model.m_step.get_concrete_function
         model.m_step.get_concrete_function = lambda *a: (
             trace_m(*a), t.update(trace_m_beside_s=time.perf_counter() - mark))
-        float(loop.e_step_tracing_m_step(model, e, n, m)["d_loss"])
+        float(steps.e_step_tracing_m_step(model, e, n, m)["d_loss"])
         lap("first_e_s")
         float(model.m_step(m)["csem_loss"])
         lap("first_m_s")

@@ -8,18 +8,22 @@ import pytest
 
 from conftest import tiny_config
 from zscrgan.run import loop
+from zscrgan.run import steps as steps_lib
 from zscrgan.results.checkpoints import CheckpointSlot, round_of
 from zscrgan.results.run import Run
 
 
 def scripted(test, val=None):
-    """A stand-in for loop.run_round that returns round r's scripted Prec@5 (and val Prec@5)."""
-    def run_round(r, model, evaluator, steps, val_evaluator=None, startup=None):
+    """A stand-in for loop.run_round that gives each member's round r its scripted Prec@5 (and val Prec@5)."""
+    def one(r):
         metrics = {"prec_at_5": test[r - 1], "map_at_5": test[r - 1] / 2}
         if val is not None:
             metrics.update(val_prec_at_5=val[r - 1], val_map_at_5=val[r - 1] / 2)
         losses = {"d_loss": -0.1, "g_loss": 1.0, "kl_loss": 0.0, "csem_loss": 0.5}
         return metrics, losses, {"e_step_s": 0.0, "m_step_s": 0.0, "eval_s": 0.0}, [{r: [r, 0]}]
+
+    def run_round(model, members, steps, startup=None):
+        return {m: one(m.next_round()) for m in members}
     return run_round
 
 
@@ -127,7 +131,7 @@ def test_the_first_round_traces_the_m_step_in_a_second_thread_with_the_same_resu
     ahead.new_steps()
     steps = tf.constant(2), tf.constant(2), tf.constant(2)
     for _ in range(2):
-        out = loop.e_step_tracing_m_step(ahead, *steps)
+        out = steps_lib.e_step_tracing_m_step(ahead, *steps)
         ahead.m_step(steps[2])
         expected = plain.e_step(*steps[:2])
         plain.m_step(steps[2])

@@ -22,11 +22,11 @@ CONFIG_DIR = next((d for d in (os.path.join(_HERE, "configs"), os.path.join(os.p
 DEFAULT_FILE = os.path.join(CONFIG_DIR, "default.yml")
 
 # Keys whose default is null: their type when set.
-_NULLABLE_TYPES = {"dataset": str, "run_name": str}
+_NULLABLE_TYPES = {"dataset": str, "run_name": str, "seeds": list}
 
 # Keys added after the reference's layout, with the value that leaves a run as it was:
 # config.yml omits them at that value, so a run that does not use them writes the same files.
-OPT_IN = {"run_name": None, "threads": 0, "val_classes": None, "select": "test", "patience": 0}
+OPT_IN = {"run_name": None, "threads": 0, "val_classes": None, "select": "test", "patience": 0, "seeds": None}
 
 # val_classes: null, a number of seen classes to hold out, a list of class ids, or this word.
 VAL_FILE = "file"
@@ -120,10 +120,20 @@ def _val_classes(value, source):
                       f"class ids or '{VAL_FILE}', got {value!r}")
 
 
+def _seeds(value, source):
+    """seeds: null, or a list of distinct seeds (integers >= 0)."""
+    if value is None or (isinstance(value, list) and value and all(is_int(s) and s >= 0 for s in value)
+                         and len(set(value)) == len(value)):
+        return value
+    raise ConfigError(f"{source}: key 'seeds' must be null or a list of distinct integers >= 0, got {value!r}")
+
+
 def _coerce(key, value, expected, source):
     """Check `value` against `expected`; ints are accepted where floats are expected."""
     if key == "val_classes":
         return _val_classes(value, source)
+    if key == "seeds":
+        return _seeds(value, source)
     if value is None and key in _NULLABLE_TYPES:
         return None
     if expected is float and is_int(value):
@@ -151,7 +161,7 @@ def _parse_flag(key, text, expected):
                 return False
             raise ValueError
         if expected is list:
-            return [int(x) for x in text.split(",")]
+            return None if key == "seeds" and text == "null" else [int(x) for x in text.split(",")]
         return expected(text)
     except ValueError:
         what = "comma-separated integers" if expected is list else expected.__name__
@@ -193,6 +203,9 @@ def _validate_selection(cfg):
     if select == "val" and val is None:
         raise ConfigError("select = val needs validation classes: set val_classes to a number of seen "
                           f"classes to hold out, a list of class ids, or '{VAL_FILE}'")
+    if cfg.get("seeds") and is_int(val):
+        raise ConfigError(f"val_classes = {val} with seeds would hold out other classes in each member (drawn "
+                          "from its seed): give the validation classes as a list of ids or 'file'")
     if is_int(val) and val < 2:
         raise ConfigError(f"config value val_classes = {val} is out of range: it must be >= 2 (with one "
                           "validation class every retrieved image is of the query's class)")

@@ -37,6 +37,12 @@ def check_run_name(name):
                           f"._=+- (not starting with one of those, and none of {', '.join(RESERVED_NAMES)})")
 
 
+def member_name(seed, run_name=None):
+    """The run name of the member of seed `seed` in a group (--seeds) named `run_name`:
+    `seed<seed>`, or `seed<seed>_<run_name>` (the order of a sweep's trial labels)."""
+    return f"seed{seed}" + (f"_{run_name}" if run_name else "")
+
+
 def run_dirs(dataset, run_name=None, logs_dir=None, results_dir=None):
     """(logs folder, results folder) of a run; folders default to configs/default.yml's.
 

@@ -10,9 +10,7 @@ and training may stop early; without them a run is the reference's.
 
 Raises BadInput (config, dataset, refused), Diverged, Stopped, RunFault (docs/algorithm.md §11.3).
 """
-import concurrent.futures
 import contextlib
-import gc
 import math
 import os
 import signal
@@ -32,6 +30,9 @@ from zscrgan.results.dumps import write_dump
 from zscrgan.results.history import History, Selected, is_better, metric_name
 from zscrgan.results.run import BEST, CONFIG_FILE, EVAL, LATEST, SHAPE_FILE, Run, model_shape, shape_changes
 from zscrgan.run import compile_cache
+from zscrgan.run.members import (ACTIVE, DIVERGED, DONE, STOPPED, build_group, build_single, commit_latest,
+                                 member_configs, probe, roll_forward)
+from zscrgan.run.steps import (checkpoint_of, compiled, e_step_tracing_m_step, frozen_heap, setup_tensorflow)
 
 # --------------------------------------------------------------------------- before the first round
 
@@ -176,100 +177,53 @@ def weights_finite(groups):
             for kind, variables in groups.items()}
 
 
-def compiled(model, step):
-    """step(model), where step calls model.e_step or model.m_step. When XLA cannot load the
-    step from the compile cache (an entry damaged in a way only loading shows), the cache is
-    emptied and the steps traced and compiled again: loading fails before the step runs, so
-    nothing changed."""
-    import tensorflow as tf
-    from tqdm import tqdm
-    try:
-        return step(model)
-    except tf.errors.OpError as e:
-        said = compile_cache.drop_after_failure(e)
-        if not said:
-            raise
-    tqdm.write(said, file=sys.stderr)
-    model.new_steps()
-    return step(model)
+def run_round(model, members, steps, startup=None):
+    """One round of every active member: E-step, M-step, evaluation. Returns {member: (metrics,
+    losses, timings, records)} for the members that did not diverge; a member whose losses or
+    weights are not finite is marked diverged (members.DIVERGED, its message in .error).
 
-
-@contextlib.contextmanager
-def frozen_heap():
-    """Keep Python's cycle collector off the objects alive when the rounds start (TensorFlow's
-    ~450k among them): tracing the steps allocates enough to trigger full collections, which
-    rescanned them all (a third of the tracing time). Given back to the collector afterwards."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def e_step_tracing_m_step(model, e_steps, n_critic, m_steps, startup=None):
-    """model.e_step(e_steps, n_critic); before the M-step's first trace, the M-step is traced
-    in a second thread meanwhile: tracing is Python, while the E-step's compile (or load) and
-    run are not. The E-step is traced first and the M-step waited for before anything else, so
-    the functions and their names are the same in every process (XLA's cache finds them).
-    startup: a dict that gets trace_s, the seconds spent only tracing: the E-step's trace and
-    any wait for the M-step's after the E-step ran."""
-    if model.m_step.experimental_get_tracing_count():
-        return model.e_step(e_steps, n_critic)
-    t0 = time.perf_counter()
-    model.e_step.get_concrete_function(e_steps, n_critic)
-    traced = time.perf_counter() - t0
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        m_traced = pool.submit(model.m_step.get_concrete_function, m_steps)
-        try:
-            return model.e_step(e_steps, n_critic)
-        finally:
-            t1 = time.perf_counter()
-            m_traced.result()
-            if startup is not None:
-                startup["trace_s"] = traced + time.perf_counter() - t1
-
-
-def run_round(r, model, evaluator, steps, val_evaluator=None, startup=None):
-    """One round: E-step, M-step, evaluation. Returns (metrics, losses, timings, records).
-
-    With a val_evaluator, the validation classes are evaluated after the test classes and
-    their metrics join `metrics` as val_prec_at_<K>, val_map_at_<K>. startup: see `run`.
+    A member's round is its own (member.next_round()). With a val evaluator, the validation
+    classes are evaluated after the test classes and their metrics join `metrics` as
+    val_prec_at_<K>, val_map_at_<K>. startup: see `run`.
     """
     e_steps, n_critic, m_steps = steps
     t0 = time.perf_counter()
-    e_out = {k: float(v) for k, v in compiled(model, lambda m: e_step_tracing_m_step(m, *steps, startup)).items()}
-    check_finite(r, "E-step", {("critic", "d_loss"): e_out["d_loss"],
-                               ("generator", "g_loss"): e_out["g_loss"],
-                               ("generator", "kl_loss"): e_out["kl_loss"]},
-                 weights_finite({"critic": model.d_vars, "generator": model.g_vars}))
+    e_out = {k: v.numpy() for k, v in compiled(model, lambda m: e_step_tracing_m_step(m, *steps, startup)).items()}
+    for m in members:
+        e = m.losses(e_out)
+        checked(m, "E-step", {("critic", "d_loss"): e["d_loss"], ("generator", "g_loss"): e["g_loss"],
+                              ("generator", "kl_loss"): e["kl_loss"]}, ("critic", "generator"))
+    members = [m for m in members if m.status == ACTIVE]
+    if not members:
+        return {}
     fault_point("after_e_step")
     t1 = time.perf_counter()
-    m_out = {k: float(v) for k, v in compiled(model, lambda m: m.m_step(m_steps)).items()}
-    check_finite(r, "M-step", {("CSEM", "csem_loss"): m_out["csem_loss"]},
-                 weights_finite({"CSEM": model.f_vars}))
+    m_out = {k: v.numpy() for k, v in compiled(model, lambda m: m.m_step(m_steps)).items()}
+    for m in members:
+        checked(m, "M-step", {("CSEM", "csem_loss"): m.losses(m_out)["csem_loss"]}, ("CSEM",))
+    members = [m for m in members if m.status == ACTIVE]
     t2 = time.perf_counter()
-    metrics, records = evaluator.evaluate()
-    if val_evaluator is not None:
-        metrics.update({f"val_{k}": v for k, v in val_evaluator.evaluate()[0].items()})
+    evaluated = {}
+    for m in members:
+        metrics, records = m.evaluator.evaluate()
+        if m.val is not None:
+            metrics.update({f"val_{k}": v for k, v in m.val.evaluate()[0].items()})
+        evaluated[m] = metrics, records
     t3 = time.perf_counter()
     timings = {"e_step_s": t1 - t0, "m_step_s": t2 - t1, "eval_s": t3 - t2}
-    return metrics, {**e_out, **m_out}, timings, records
+    return {m: (metrics, {**m.losses(e_out), **m.losses(m_out)}, timings, records)
+            for m, (metrics, records) in evaluated.items()}
 
 
-def set_threads(n):
-    """Use n CPU threads for TensorFlow's op pools (0: TensorFlow's choice). Only possible
-    before TensorFlow's runtime starts; afterwards a differing request is reported."""
-    import tensorflow as tf
-    if not n:
-        return
-    if tf.config.threading.get_intra_op_parallelism_threads() == n:
-        return
+def checked(member, step, losses, kinds):
+    """Mark the member diverged when a loss or its weights of `kinds` are not finite."""
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(n)
-    except RuntimeError:
-        print(f"warning: threads = {n} ignored: TensorFlow had already started in this process",
-              file=sys.stderr)
+        check_finite(member.next_round(), step, losses, weights_finite({k: member.weights[k]() for k in kinds}))
+    except Diverged as e:
+        done = int(member.ckpt.round)
+        kept = (f"the latest checkpoint (round {done}) and the dumps are kept" if done
+                else "no checkpoint was written yet")
+        member.status, member.error = DIVERGED, f"{e}. Stopped; {kept} (lower learning rates may help)"
 
 
 def build(cfg, dataset, reuse_kernels=False):
@@ -280,14 +234,12 @@ def build(cfg, dataset, reuse_kernels=False):
     reuse_kernels: take instead the model and evaluators of this process's previous run with
     the same graphs, already traced, holding this run's fresh values (zscrgan/run/kept_kernels.py).
     """
-    import tensorflow as tf
     from zscrgan.model.em import ZSCRGAN
     from zscrgan.data.dataset import eval_split
     from zscrgan.model.evaluation import Evaluator
     from zscrgan.run import kept_kernels
 
-    set_threads(cfg.threads)
-    tf.config.experimental.enable_op_determinism()
+    setup_tensorflow(cfg)
     model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim,
                     selection.training_split(dataset, cfg.val_classes))
 
@@ -298,36 +250,40 @@ def build(cfg, dataset, reuse_kernels=False):
     val = evaluator_of(eval_split(dataset, cfg.val_classes)) if cfg.val_classes else None
     if reuse_kernels:
         model, (evaluator, val) = kept_kernels.reuse(cfg, model, (evaluator, val))
-    rounds_done = tf.Variable(0, dtype=tf.int64, name="round")
-    best = tf.Variable(-1.0, dtype=tf.float64, name="best")
-    ckpt = tf.train.Checkpoint(model=model, best=best, round=rounds_done)
-    return model, evaluator, val, ckpt
+    return model, evaluator, val, checkpoint_of(model)
 
 
 class RoundWriter:
-    """Writes what a round leaves: dump, checkpoints, history, TensorBoard, progress bar."""
+    """Writes what a round leaves: dump, checkpoints, history, TensorBoard, progress bar.
 
-    def __init__(self, cfg, run, ckpt, progress):
+    label: names the run on the console (a group's member: `seed1: New best ...`); a labelled
+    writer has no progress bar of its own.
+    """
+
+    def __init__(self, cfg, run, ckpt, progress, label=""):
         import tensorflow as tf
         from tqdm import tqdm
 
-        self.cfg, self.log_dir, self.res_dir, self.ckpt = cfg, run.logs, run.results, ckpt
+        self.cfg, self.run, self.log_dir, self.res_dir, self.ckpt = cfg, run, run.logs, run.results, ckpt
+        self.said = f"{label}: " if label else ""
         self.key, self.chosen = run.test_key, run.selection_key
         self.metric = metric_name(cfg.select, cfg.top_k)
         self.latest, self.best = run.slot(LATEST), run.slot(BEST)
         if self.latest.current():
             restore(ckpt, self.latest.current())
-            print(f"Resuming from round {int(ckpt.round)} (best {self.metric} so far {float(ckpt.best):.4f})")
+            print(f"{self.said}Resuming from round {int(ckpt.round)} (best {self.metric} so far {float(ckpt.best):.4f})")
         self.start = int(ckpt.round)
         self.history = History(run.history_path, self.start)
         self.selected = run.selected_so_far(float(ckpt.best), self.history.rows)
         self.writer = tf.summary.create_file_writer(run.logs)
         self.rounds = range(self.start + 1, cfg.epochs + 1)
         self.bar = tqdm(initial=self.start, total=cfg.epochs, desc=cfg.dataset, unit="round", dynamic_ncols=True,
-                        disable=not progress)
+                        disable=not progress or bool(label))
 
-    def record(self, r, metrics, losses, timings, records):
-        """Write round r's files in a kill-safe order; returns (history row, is it the best?)."""
+    def record(self, r, metrics, losses, timings, records, save_latest=True):
+        """Write round r's files in a kill-safe order; returns (history row, is it the best?).
+        save_latest=False leaves the latest checkpoint to the caller (a group commits its
+        members' together)."""
         import tensorflow as tf
         from tqdm import tqdm
 
@@ -340,7 +296,7 @@ class RoundWriter:
             with writing(self.res_dir):
                 write_dump(self.res_dir, metrics[self.key], records)  # the test retrieval, named by its score
             also = "" if self.chosen == self.key else f" (test Prec@{self.cfg.top_k} = {metrics[self.key]:.4f})"
-            tqdm.write(f"New best {self.metric} = {score:.4f}{also}")
+            tqdm.write(f"{self.said}New best {self.metric} = {score:.4f}{also}")
             with writing(self.best.folder):
                 self.best.save(ckpt, r)
         # History before the latest checkpoint: a kill between them leaves a row that the
@@ -353,8 +309,9 @@ class RoundWriter:
                 tf.summary.scalar("g_loss_kl_loss" if name == "kl_loss" else name, value)
             self.writer.flush()
         fault_point("before_latest_checkpoint")
-        with writing(self.latest.folder):
-            self.latest.save(ckpt, r)
+        if save_latest:
+            with writing(self.latest.folder):
+                self.latest.save(ckpt, r)
         shown = {f"P@{self.cfg.top_k}": metrics[self.key], f"val P@{self.cfg.top_k}": metrics.get(f"val_{self.key}"),
                  "best": float(ckpt.best)}
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if v is not None}, refresh=False)
@@ -370,69 +327,95 @@ class RoundWriter:
                 "stopped_early": stopped_early}
 
 
-def run_rounds(cfg, dataset, run, on_round=None, progress=True, reuse_kernels=False, startup=None):
-    """Run (or continue) the rounds; returns {"rounds": rounds done, "best": best score of the
-    selection metric, "test_at_best": test Prec@K of the best round, "stopped_early": bool}.
+def run_rounds(model, members, steps, on_round=None, progress=True, startup=None):
+    """Run (or continue) the rounds of every member until each is done, stopped early or
+    diverged; returns each member's {"rounds": rounds done, "best": best score of the selection
+    metric, "test_at_best": test Prec@K of the best round, "stopped_early": bool}.
 
     The selection metric (docs/algorithm.md §11.2) is the test Prec@K (the reference), or with
     `select: val` the validation classes' Prec@K: it decides the dump, the best/ checkpoint
-    and, with `patience`, when to stop. on_round(row, best, is_best), if given, is called
-    after each round's checkpoint with the round's history row ({round, prec_at_K...,
+    and, with `patience`, when a member stops. A member that diverges stops without stopping
+    the others; Diverged is raised at the end. on_round(row, best, is_best), for a run alone,
+    is called after each round's checkpoint with the round's history row ({round, prec_at_K...,
     map_at_K, [val_prec_at_K..., val_map_at_K,] losses, timings}), the best score so far and
-    whether this round set it. progress: show a progress bar. reuse_kernels, startup: see `run`.
+    whether this round set it. progress: show a progress bar. startup: see `run`.
     """
-    import tensorflow as tf
-
-    t0 = time.perf_counter()
-    model, evaluator, val, ckpt = build(cfg, dataset, reuse_kernels)
-    if startup is not None:
-        startup.update(build_s=time.perf_counter() - t0, trace_s=0.0,
-                       reused_kernels=model.e_step.experimental_get_tracing_count() > 0)
-    rounds = RoundWriter(cfg, run, ckpt, progress)
-    if rounds.selected.patience_over(cfg.patience, rounds.start):
-        rounds.close()
-        print(f"Nothing to do: the run stopped early at round {rounds.start}, {rounds.start - rounds.selected.round} "
-              f"rounds after its best {rounds.metric} (patience {cfg.patience})")
-        return rounds.summary(True)
-    steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
-    stopped_early = False
+    from tqdm import tqdm
+    group = len(members) > 1
+    bar = tqdm(initial=min(m.writer.start for m in members), total=members[0].cfg.epochs, unit="round",
+               desc=f"{members[0].cfg.dataset} x{len(members)}", dynamic_ncols=True, disable=not (group and progress))
+    active = [m for m in members if m.status == ACTIVE]
     try:
         with StopOnSignal() as stop, frozen_heap():
-            for r in rounds.rounds:
+            while active:
                 try:
-                    metrics, losses, timings, records = run_round(r, model, evaluator, steps, val, startup)
+                    done = run_round(model, active, steps, startup)
                 except KeyboardInterrupt:  # a second signal, or Ctrl-C before the handler was set
+                    r = min(m.next_round() for m in active)
                     raise Stopped(stop.signum or signal.SIGINT, f"stopped in round {r}, which is lost; "
-                                                 f"the latest checkpoint (round {r - 1}) is kept")
-                row, is_best = rounds.record(r, metrics, losses, timings, records)
-                if on_round is not None:
-                    on_round(row, float(ckpt.best), is_best)
-                if rounds.selected.patience_over(cfg.patience, r):
-                    stopped_early = True
-                    break
-                if stop.signum is not None:
+                                                               f"the latest checkpoint (round {r - 1}) is kept")
+                for m in active:
+                    if m.status == DIVERGED and group:
+                        tqdm.write(f"error: {m.label}: {m.error}", file=sys.stderr)
+                recorded = []
+                for m, (metrics, losses, timings, records) in done.items():
+                    if m.index is not None:
+                        model.to_single(m.index)  # the member's values, to checkpoint in the standalone layout
+                    with writing_of(m):
+                        row, is_best = m.writer.record(m.next_round(), metrics, losses, timings, records,
+                                                       save_latest=not group)
+                    recorded.append(m)
+                    if on_round is not None:
+                        on_round(row, float(m.ckpt.best), is_best)
+                if group:
+                    commit_latest(recorded, lambda m, folder: writing_of(m, folder))
+                    bar.update(1)
+                for m in recorded:
+                    if m.writer.selected.patience_over(m.cfg.patience, int(m.ckpt.round)):
+                        m.status = STOPPED
+                    elif int(m.ckpt.round) >= m.cfg.epochs:
+                        m.status = DONE
+                active = [m for m in active if m.status == ACTIVE]
+                if stop.signum is not None and active:
+                    r = max(int(m.ckpt.round) for m in recorded) if recorded else 0
                     raise Stopped(stop.signum, f"stopped after round {r}; continue with --resume")
-    except Diverged as e:
-        kept = (f"the latest checkpoint (round {int(ckpt.round)}) and the dumps are kept" if int(ckpt.round)
-                else "no checkpoint was written yet")
-        raise Diverged(f"{e}. Stopped; {kept} (lower learning rates may help)")
-    except _WriteFailed as e:
-        raise write_fault(e, run)
     finally:
-        rounds.close()
-    _report_end(cfg, rounds, stopped_early)
-    return rounds.summary(stopped_early)
+        bar.close()
+        for m in members:
+            m.writer.close()
+    for m in members:
+        if m.status != DIVERGED:
+            report_end(m.cfg, m.writer, m.status == STOPPED)
+    diverged = [m for m in members if m.status == DIVERGED]
+    if diverged:
+        if not group:
+            raise Diverged(diverged[0].error)
+        raise Diverged(f"{len(diverged)} of {len(members)} members diverged ("
+                       + "; ".join(f"{m.label} in round {m.next_round()}" for m in diverged)
+                       + "): see their lines above; the others went on")
+    return [m.writer.summary(m.status == STOPPED) for m in members]
 
 
-def _report_end(cfg, rounds, stopped_early):
-    selected, metric = rounds.selected, rounds.metric
+@contextlib.contextmanager
+def writing_of(member, path=None):
+    """writing(path) for a member's file, its refusal a RunFault naming the member's run."""
+    try:
+        with writing(path or member.run.logs):
+            yield
+    except _WriteFailed as e:
+        raise write_fault(e, member.run)
+
+
+def report_end(cfg, rounds, stopped_early):
+    """The run's last lines: why it stopped early, if it did, and its best score."""
+    selected, metric, said = rounds.selected, rounds.metric, rounds.said
     if stopped_early:
-        print(f"Stopped early after round {int(rounds.ckpt.round)}: no new best {metric} in the {cfg.patience} "
+        print(f"{said}Stopped early after round {int(rounds.ckpt.round)}: no new best {metric} in the {cfg.patience} "
               f"rounds since round {selected.round} (patience {cfg.patience})")
     also = ("" if rounds.chosen == rounds.key
             else f" (round {selected.round}, test Prec@{cfg.top_k} = {selected.test:.4f})")
     done = int(rounds.ckpt.round)
-    print(f"Done: {done} round{'s' * (done != 1)}, best {metric} = {float(rounds.ckpt.best):.4f}{also}")
+    print(f"{said}Done: {done} round{'s' * (done != 1)}, best {metric} = {float(rounds.ckpt.best):.4f}{also}")
 
 
 def evaluate_only(cfg, dataset, prefix, run):
@@ -454,29 +437,71 @@ def evaluate_only(cfg, dataset, prefix, run):
 # --------------------------------------------------------------------------- one run
 
 
-def start_training(cfg, dataset, run, resume, on_round=None, progress=True, reuse_kernels=False, startup=None):
-    """Checks and files that come before the first round (holding the lock), then `run_rounds`."""
-    shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
-    check_can_train(resume, run, shape, cfg)
+def write_run_files(cfg, run, shape):
+    """What a run writes before its first round: config.yml and model_shape.yml, after
+    removing what killed writes left."""
     remove_partials([run.logs, run.results, run.path(LATEST), run.path(BEST)])
     try:
         write_yaml(run.path(CONFIG_FILE), config_lib.to_save(cfg), "config")
         write_yaml(run.path(SHAPE_FILE), shape, "shape")
     except OSError as e:
         raise write_fault(_WriteFailed(e.filename or run.logs, e.strerror or str(e)), run)
-    done = run.rounds_done()
-    if resume and not done:
-        print(f"No checkpoint to resume in {run.logs}: starting from round 1")
-    if done >= cfg.epochs:
-        print(f"Nothing to do: {done} of {cfg.epochs} rounds are done (raise --epochs to go on)")
-        return {"rounds": done, **run.scores(run.selected()), "stopped_early": False}
-    return run_rounds(cfg, dataset, run, on_round, progress, reuse_kernels, startup)
+
+
+def start_training(cfg, dataset, runs, resume, on_round=None, progress=True, reuse_kernels=False, startup=None):
+    """Checks and files that come before the first round (holding the locks), then `run_rounds`.
+    runs: the run's Run, or a group's members' Runs (cfg.seeds)."""
+    import tensorflow as tf
+    group = bool(cfg.get("seeds"))
+    cfgs = member_configs(cfg) if group else [cfg]
+    shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
+    for member_cfg, run in zip(cfgs, runs):
+        check_can_train(resume, run, shape, member_cfg)
+    def step_counts():  # tensors, so that a round never retraces; made once TensorFlow is set up
+        return tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
+
+    t0 = time.perf_counter()
+    if group:  # the model first: it must fit before anything is written
+        model, members = build_group(cfg, dataset, runs)
+        steps = step_counts()
+        probe(model, steps)
+        roll_forward(runs)
+    for member_cfg, run in zip(cfgs, runs):
+        write_run_files(member_cfg, run, shape)
+    done = [run.rounds_done() for run in runs]
+    for run, d in zip(runs, done):
+        if resume and not d:
+            print(f"No checkpoint to resume in {run.logs}: starting from round 1")
+    if min(done) >= cfg.epochs:
+        print(f"Nothing to do: {min(done)} of {cfg.epochs} rounds are done (raise --epochs to go on)")
+        summaries = [{"rounds": d, **run.scores(run.selected()), "stopped_early": False} for run, d in zip(runs, done)]
+        return summaries if group else summaries[0]
+    if not group:
+        model, members = build_single(cfg, dataset, runs[0], lambda c, d: build(c, d, reuse_kernels))
+        steps = step_counts()
+    if startup is not None:
+        startup.update(build_s=time.perf_counter() - t0, trace_s=0.0,
+                       reused_kernels=model.e_step.experimental_get_tracing_count() > 0)
+    for m in members:
+        m.writer = RoundWriter(m.cfg, m.run, m.ckpt, progress, m.label)
+        if m.index is not None:
+            model.from_single(m.index)  # what the writer restored into the member's standalone model
+        start = m.writer.start
+        if m.writer.selected.patience_over(m.cfg.patience, start):
+            m.status = STOPPED
+            print(f"{m.writer.said}Nothing to do: the run stopped early at round {start}, "
+                  f"{start - m.writer.selected.round} rounds after its best {m.writer.metric} (patience {m.cfg.patience})")
+        elif start >= m.cfg.epochs:
+            m.status = DONE
+    summaries = run_rounds(model, members, steps, on_round, progress, startup)
+    return summaries if group else summaries[0]
 
 
 def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, progress=True, reuse_kernels=False,
         startup=None):
-    """Train (or with eval_only, evaluate) one run of a resolved config: the one loop that the
-    command line, the sweep's trials and the benchmarks share.
+    """Train (or with eval_only, evaluate) one run of a resolved config, or with cfg.seeds a group
+    of runs as one stacked model: the one loop that the command line, the sweep's trials and the
+    benchmarks share.
 
     checkpoint (with eval_only): best, latest or a path; default the run's best, else its
     latest, else fresh weights. reuse_kernels (sweep trials): train with the model and
@@ -484,28 +509,38 @@ def run(cfg, resume=False, eval_only=False, checkpoint=None, on_round=None, prog
     fresh values (zscrgan/run/kept_kernels.py). startup: a dict that the run fills with where its
     start went: data_s, build_s, trace_s (seconds; trace_s is the part of round 1 that only
     traced) and reused_kernels. Returns run_rounds' summary ({"rounds", "best", "test_at_best",
-    "stopped_early"}) or None after eval_only. Raises BadInput, Diverged, Stopped, RunFault.
+    "stopped_early"}; a list of them for a group) or None after eval_only. Raises BadInput,
+    Diverged, Stopped, RunFault.
     """
-    this = Run.of(cfg)
+    if cfg.get("seeds") and eval_only:  # each member as a run of its own
+        if checkpoint not in (None, BEST, LATEST):
+            raise UsageError("--checkpoint with --seeds: best or latest (each member's own)")
+        for member_cfg in member_configs(cfg):
+            run(member_cfg, eval_only=True, checkpoint=checkpoint, progress=progress)
+        return None
+    runs = [Run.of(c) for c in member_configs(cfg)] if cfg.get("seeds") else [Run.of(cfg)]
+    this = runs[0]
     t0 = time.perf_counter()
     cfg, dataset = load_checked(cfg)
     if startup is not None:
         startup["data_s"] = time.perf_counter() - t0
-    if progress:
-        print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items()))
+    if progress:  # a group's members each have their seed of `seeds`
+        print("Resolved config:\n" + "\n".join(f"  {k}: {v}" for k, v in cfg.items() if k != "seed" or not cfg.seeds))
     if eval_only:
         prefix = (this.checkpoint(checkpoint, required=True) if checkpoint
                   else this.checkpoint(BEST) or this.checkpoint(LATEST))
     compile_cache.enable()  # before TensorFlow's runtime starts, which reads TF_XLA_FLAGS once
     try:
-        with this.held():
+        with contextlib.ExitStack() as held:
+            for r in runs:
+                held.enter_context(r.held())
             if eval_only:
                 remove_partials([this.results, this.results_path(EVAL)])
                 evaluate_only(cfg, dataset, prefix, this)
                 return None
-            return start_training(cfg, dataset, this, resume, on_round, progress, reuse_kernels, startup)
+            return start_training(cfg, dataset, runs, resume, on_round, progress, reuse_kernels, startup)
     except KeyboardInterrupt:  # before the rounds' own handler, or in --eval_only
-        done = this.rounds_done()
+        done = min(r.rounds_done() for r in runs)
         kept = f"its latest checkpoint (round {done}) is kept" if done else "no checkpoint was written"
         raise Stopped(signal.SIGINT, "interrupted " + ("before writing the dump" if eval_only else
                                                        f"before round {done + 1} began; {kept}"))

@@ -95,6 +95,10 @@ def load_sweep(path):
         for key in settings:
             if key in OWN_KEYS:
                 raise SweepError(f"set: '{key}' is set by the sweep for each trial")
+        for section, keys in (("set", settings), ("grid", grid)):
+            if "seeds" in keys:
+                raise SweepError(f"{section}: 'seeds' is not a trial's setting: a sweep has its own seeds: list, "
+                                 "one trial each")
         for key, values in grid.items():
             if key in NOT_IN_GRID:
                 raise SweepError(f"grid: '{key}' cannot be a grid key")

@@ -56,6 +56,7 @@ def main(args):
     """train: resolve the config (the run's own config.yml first with --resume/--eval_only), run."""
     from zscrgan.results.run import CONFIG_FILE, Run
     from zscrgan.run import loop
+    from zscrgan.run.members import member_configs
     if args.checkpoint and not args.eval_only:
         raise UsageError("--checkpoint needs --eval_only")
     if args.resume and args.eval_only:
@@ -64,7 +65,11 @@ def main(args):
     flags = {k: v for k, v in vars(args).items() if k not in special and v is not None}
     cfg, _ = resolve_config(args.config, flags, None)
     if args.resume or args.eval_only:
-        cfg, changed = resolve_config(args.config, flags, Run.of(cfg).path(CONFIG_FILE))
+        group = {k: cfg[k] for k in ("seeds", "seed", "run_name")} if cfg.seeds else {}
+        first = member_configs(cfg)[0] if cfg.seeds else cfg  # a group's members share all but seed and name
+        cfg, changed = resolve_config(args.config, flags, Run.of(first).path(CONFIG_FILE))
+        cfg.update(group)
+        changed = [k for k in changed if k not in group]
         if changed and args.resume:
             print(f"Resuming with changed settings: {', '.join(changed)}")
     loop.run(cfg, args.resume, args.eval_only, args.checkpoint)
