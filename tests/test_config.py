@@ -139,6 +139,10 @@ def test_val_classes_in_a_file_takes_each_of_its_forms(tmp_path, text):
     ({"select": "best"}, "select = 'best' must be one of test, val"),
     ({"select": "val"}, "select = val needs validation classes"),
     ({"patience": "-2"}, "patience = -2 is out of range"),
+    ({"seeds": "0,1", "val_classes": "2"}, "give the validation classes as a list of ids or 'file'"),
+    ({"seeds": "0,0"}, "key 'seeds' must be null or a list of distinct integers >= 0"),
+    ({"seeds": "0,-1"}, "key 'seeds' must be null or a list of distinct integers >= 0"),
+    ({"seeds": "0,x"}, "comma-separated integers"),
 ])
 def test_bad_model_selection_values_are_refused(overrides, words):
     with pytest.raises(ConfigError, match=words):
@@ -147,7 +151,7 @@ def test_bad_model_selection_values_are_refused(overrides, words):
 
 def test_config_yml_leaves_out_opt_in_keys_at_their_off_value():
     saved = config_lib.to_save(load_config(flags={"dataset": "X"}))
-    assert not {"val_classes", "select", "patience", "run_name", "threads"} & set(saved)
+    assert not {"val_classes", "select", "patience", "run_name", "threads", "seeds"} & set(saved)
     saved = config_lib.to_save(load_config(flags={"dataset": "X", "val_classes": "3,5", "select": "val",
                                                   "patience": "20"}))
     assert (saved["val_classes"], saved["select"], saved["patience"]) == ([3, 5], "val", 20)

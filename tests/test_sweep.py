@@ -325,6 +325,8 @@ def test_bad_sweep_files_are_refused_before_anything_starts(tmp_path, capsys, no
         ({**good, "set": {"epochs": "many"}}, "set: key 'epochs' must be int"),
         ({**good, "set": {"epochs": -1}}, "epochs = -1 is out of range"),
         ({**good, "set": {"seed": 3}}, "set: 'seed' is set by the sweep"),
+        ({**good, "set": {"seeds": [0, 1]}}, "set: 'seeds' is not a trial's setting"),
+        ({**good, "grid": {"seeds": [[0], [1]]}}, "grid: 'seeds' is not a trial's setting"),
         ({**good, "grid": {"CSEM_lr": [0.1, "fast"]}}, "grid: key 'CSEM_lr' must be float"),
         ({**good, "grid": {"CSEM_lr": [1, 1.0]}}, "two trials would both be TINY/seed0_CSEM_lr=1.0"),
         ({**good, "seeds": [0, 0]}, "seeds lists a value twice"),
