@@ -405,6 +405,18 @@ def test_trials_are_named_by_their_seed_and_grid_values_in_the_files_order(tmp_p
     assert cfg["epochs"] == 2 and cfg["seed"] == 3 and cfg["threads"] == 1
 
 
+@pytest.mark.parametrize("name", ["demo", "paper"])
+def test_the_bundled_sweep_files_give_valid_trials(name, monkeypatch):
+    """configs/sweeps/*.yml, which README.md runs: every trial's config resolves; the demo's datasets load."""
+    monkeypatch.chdir(ROOT)  # the sweep's datasets_dir is relative to where it starts
+    path = os.path.join(ROOT, "configs", "sweeps", f"{name}.yml")
+    trials = plan.trial_configs(plan.load_sweep(path), path, "out")
+    assert len(trials) == {"demo": 5, "paper": 35}[name]
+    if name == "demo":
+        assert all(cfg["gf_dim"] == 256 and cfg["threads"] == 1 for cfg in trials.values())  # configs/MFEAT.yml
+        plan.check_datasets(trials, path)
+
+
 def test_a_dead_trials_error_is_the_first_line_of_its_last_failure():
     text = ("Failure # 1 (occurred at 2026-01-01_00-00-00)\nThe actor died unexpectedly.\n\tpid: 1\n"
             "Failure # 2 (occurred at 2026-01-01_00-01-00)\nThe node was lost.\n\tpid: 2\n")
