@@ -139,7 +139,7 @@ def local_sweep(tmp_path_factory):
     """An uninterrupted local sweep of 2 datasets x 2 seeds, 2 trials at a time."""
     base = new_base(tmp_path_factory.mktemp("local"), "TINY", "TINY2")
     rc, out, err = run_sweep(base, write_sweep(base, ["TINY", "TINY2"], [0, 1]), "--out", "out")
-    assert rc == 0, err[-3000:]
+    assert rc == 0, (out[-2000:], err[-2000:])  # stdout names a failed trial and its error
     return base / "out", out
 
 
