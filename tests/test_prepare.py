@@ -463,6 +463,14 @@ def test_check_summarises_a_valid_folder(gbu, capsys):
     assert "fewer than K = 50" in out          # 4 unseen images: a problem, not an error
 
 
+def test_check_of_the_bundled_demo_as_the_readme_shows_it(capsys):
+    assert run("check", os.path.join(ROOT, "datasets", "MFEAT")) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:] if line.strip()}
+    assert lines["classes"] == ["7", "3"] and lines["images"] == ["1400", "600"]
+    assert "warnings: none" in out
+
+
 def test_check_reports_negative_images_and_unused_classes(tmp_path, capsys):
     folder = tmp_path / "N"
     save_dataset(str(folder), {0: [[1.0]], 1: [[2.0]], 2: [[3.0]]},

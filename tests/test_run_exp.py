@@ -48,6 +48,31 @@ def test_two_rounds_write_a_dump_in_the_reference_format(tiny_run):
     assert (logs / "latest" / "checkpoint").exists() and (logs / "best" / "checkpoint").exists()
 
 
+@pytest.mark.slow
+def test_the_readmes_demo_trains_on_the_bundled_mfeat_and_a_rerun_names_both_folders(tmp_path, monkeypatch, capsys):
+    """`python run_exp.py --dataset MFEAT`, as README.md shows it, shortened to 2 rounds and
+    run in this process from the clone's root (its datasets/ folder) into folders of the test's."""
+    from zscrgan import cli
+    monkeypatch.chdir(ROOT)
+    folders = ["--logs_dir", str(tmp_path / "ckt_logs"), "--results_dir", str(tmp_path / "retrieved_res")]
+    demo = lambda: cli.main(["--dataset", "MFEAT", "--epochs", "2", *folders], prog="run_exp.py", only="train")
+    assert demo() == 0
+    logs, res = tmp_path / "ckt_logs" / "MFEAT_logs", tmp_path / "retrieved_res" / "MFEAT_res"
+    cfg = yaml.safe_load((logs / "config.yml").read_text())
+    assert (cfg["gf_dim"], cfg["embed_dim"], cfg["epochs"]) == (256, 128, 2)  # configs/MFEAT.yml, then the flag
+    assert len((logs / "history.csv").read_text().strip().splitlines()) == 1 + 2
+    assert re.search(r"^Done: 2 rounds, best Prec@50 = \d\.\d{4}$", capsys.readouterr().out, re.M)
+    dump, = glob.glob(str(res / "acc*.pkl"))
+    with open(dump, "rb") as f:
+        records = pickle.load(f)
+    assert len(records) == 600 and {next(iter(r)) for r in records} == {3, 7, 8}  # 200 texts per unseen digit
+    assert all(len(ids) == 50 for r in records for ids in r.values())
+    # Run again: refused, and the one line names both folders to delete.
+    assert demo() == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"delete {logs} and {res}" in err[0], err
+
+
 def test_unknown_dataset_is_one_line_and_status_2(tmp_path):
     make_dataset(str(tmp_path / "datasets" / "TINY"))
     proc = run(tmp_path, "--dataset", "NOPE", "--epochs", "1")

@@ -139,7 +139,7 @@ def local_sweep(tmp_path_factory):
     """An uninterrupted local sweep of 2 datasets x 2 seeds, 2 trials at a time."""
     base = new_base(tmp_path_factory.mktemp("local"), "TINY", "TINY2")
     rc, out, err = run_sweep(base, write_sweep(base, ["TINY", "TINY2"], [0, 1]), "--out", "out")
-    assert rc == 0, err[-3000:]
+    assert rc == 0, (out[-2000:], err[-2000:])  # stdout names a failed trial and its error
     return base / "out", out
 
 
@@ -405,6 +405,18 @@ def test_trials_are_named_by_their_seed_and_grid_values_in_the_files_order(tmp_p
     assert cfg["run_name"] == results.trial_label(3, {"eval_ks": [5, 10], "jit_compile": True})
     assert (cfg["logs_dir"], cfg["results_dir"]) == results.sweep_dirs(str(tmp_path / "out"))
     assert cfg["epochs"] == 2 and cfg["seed"] == 3 and cfg["threads"] == 1
+
+
+@pytest.mark.parametrize("name", ["demo", "paper"])
+def test_the_bundled_sweep_files_give_valid_trials(name, monkeypatch):
+    """configs/sweeps/*.yml, which README.md runs: every trial's config resolves; the demo's datasets load."""
+    monkeypatch.chdir(ROOT)  # the sweep's datasets_dir is relative to where it starts
+    path = os.path.join(ROOT, "configs", "sweeps", f"{name}.yml")
+    trials = plan.trial_configs(plan.load_sweep(path), path, "out")
+    assert len(trials) == {"demo": 5, "paper": 35}[name]
+    if name == "demo":
+        assert all(cfg["gf_dim"] == 256 and cfg["threads"] == 1 for cfg in trials.values())  # configs/MFEAT.yml
+        plan.check_datasets(trials, path)
 
 
 def test_a_dead_trials_error_is_the_first_line_of_its_last_failure():
