@@ -25,6 +25,21 @@ def test_the_folder_is_xdgs_then_homes_and_the_variable_moves_or_turns_it_off(tm
         assert compile_cache.folder({compile_cache.ENV: off}) is None
 
 
+def test_remembered_values_live_in_the_machines_folder_and_a_bad_file_is_forgotten(tmp_path):
+    kept = compile_cache.Remembered("ops", {compile_cache.ENV: str(tmp_path)})
+    assert kept.get("a key") is None
+    kept.put("a key", ["bias:g1", "fwd:d2"])
+    again = compile_cache.Remembered("ops", {compile_cache.ENV: str(tmp_path)})
+    assert again.get("a key") == ["bias:g1", "fwd:d2"] and again.get("another key") is None
+    (path,) = glob.glob(os.path.join(compile_cache.folder({compile_cache.ENV: str(tmp_path)}), "ops-*.json"))
+    with open(path, "w") as f:
+        f.write('{"key": "a ke')
+    assert again.get("a key") is None
+    off = compile_cache.Remembered("ops", {compile_cache.ENV: "off"})
+    off.put("a key", [1])
+    assert off.get("a key") is None
+
+
 def test_each_tensorflow_version_and_machine_has_its_own_sub_folder(tmp_path):
     path = compile_cache.folder({compile_cache.ENV: str(tmp_path)})
     assert os.path.dirname(path) == str(tmp_path)

@@ -86,3 +86,23 @@ def test_a_member_is_copied_from_and_to_its_standalone_model(tmp_path):
     stacked.to_single(1)
     np.testing.assert_array_equal(stacked.singles[1].opt_f.m[0], stacked.opt_f.m[0][1])
     assert not np.any(stacked.singles[0].opt_f.m[0].numpy())  # member 0's own model is not touched
+
+
+def test_the_per_member_ops_are_read_off_xla_once_and_remembered(tmp_path, monkeypatch):
+    from zscrgan.model import stacked_layers
+    read = []
+    monkeypatch.setattr(stacked_layers, "_chosen", {})
+    monkeypatch.setattr(stacked_layers, "ynn_bias_layers", lambda *a: read.append(1) or {"g2"})
+
+    class Store(dict):
+        def put(self, key, value):
+            self[key] = value
+
+    store = Store()
+    first, _ = models(tmp_path, [0, 1], jit_compile=True)
+    stacked_layers._chosen.clear()
+    assert stacked_layers.default_ops(first.cfg, first.singles[0], "/device:CPU:0", store) == first.ops
+    assert read == [1, 1] and len(store) == 1 and "bias:g2" not in first.ops and "bias:g1" in first.ops
+    stacked_layers._chosen.clear()
+    assert stacked_layers.default_ops(first.cfg, first.singles[1], "/device:CPU:0", store) == first.ops
+    assert read == [1, 1]  # the stored choice, without reading XLA's HLO again

@@ -32,15 +32,18 @@ class StackedZSCRGAN(tf.Module):
     networks, then its sampler, from its own generator) and copying its variables in; the
     member keeps that model (`singles[k]`): its generator and sampler are the member's own,
     and its networks and slots receive the member's values to be checkpointed in the standalone
-    layout (`to_single`). device: where the steps run (for the choice of per-member ops).
+    layout (`to_single`). device: where the steps run, for the choice of per-member ops
+    (stacked_layers.default_ops; per_member_ops gives them instead, remembered keeps the choice).
     """
 
-    def __init__(self, cfg, seeds, text_dim, image_dim, dataset, device="/device:CPU:0", per_member_ops=None):
+    def __init__(self, cfg, seeds, text_dim, image_dim, dataset, device="/device:CPU:0", per_member_ops=None,
+                 remembered=None):
         super().__init__(name="stacked_zscrgan")
         self.cfg, self.seeds = cfg, [int(s) for s in seeds]
         self.M = M = len(self.seeds)
         self.singles = [ZSCRGAN(member_config(cfg, s), text_dim, image_dim, dataset) for s in self.seeds]
-        self.ops = default_ops(cfg, self.singles[0], device) if per_member_ops is None else frozenset(per_member_ops)
+        self.ops = (default_ops(cfg, self.singles[0], device, remembered) if per_member_ops is None
+                    else frozenset(per_member_ops))
         self.rngs = [s.rng for s in self.singles]
         self.samplers = [s.sampler for s in self.singles]
         for s in self.samplers[1:]:  # one copy of the training split in the graph

@@ -93,22 +93,34 @@ def ynn_bias_layers(model, cfg, device):
     return ynn
 
 
-_chosen = {}  # (device, graph settings, sampler shapes): the ops default_ops chose, per process
+_chosen = {}  # ops_key: the ops default_ops chose in this process
 
 
-def default_ops(cfg, model, device):
+def ops_key(cfg, model, device):
+    """What the per-member ops depend on: the device, the config keys the steps read and the
+    shapes of the sampler's data (text)."""
+    s = model.sampler
+    return repr((device, graph_settings(cfg), *(tuple(t.shape) for t in (s.images, s.texts, s.counts))))
+
+
+def default_ops(cfg, model, device, remembered=None):
     """The per-member ops that make the stacked steps byte-identical to `model`'s (a standalone
-    ZSCRGAN of the same config) under cfg.jit_compile, on `device`. Chosen once per process for
-    the same graphs (reading XLA's HLO compiles the standalone steps' HLO once more)."""
+    ZSCRGAN of the same config) under cfg.jit_compile, on `device`. Reading XLA's HLO compiles
+    the standalone steps' HLO once more, so the choice is kept per process and, given
+    `remembered` (an object with get(key) and put(key, value), e.g. the compile cache's), on disk."""
     if not cfg.jit_compile:
         return PLAIN_GRAPH_OPS
-    s = model.sampler
-    key = (device, graph_settings(cfg), *(tuple(t.shape) for t in (s.images, s.texts, s.counts)))
+    key = ops_key(cfg, model, device)
     if key not in _chosen:
-        out = layer_out_dims(cfg, model.nets.generator.image_dim)
-        narrow = {f"{op}:{n}" for n in LAYERS if out[n] == 1 for op in ("fwd", "dw")}
-        ynn = ynn_bias_layers(model, cfg, device)
-        _chosen[key] = frozenset(narrow | {f"bias:{n}" for n in LAYERS if n not in ynn})
+        known = remembered.get(key) if remembered is not None else None
+        if known is None:
+            out = layer_out_dims(cfg, model.nets.generator.image_dim)
+            narrow = {f"{op}:{n}" for n in LAYERS if out[n] == 1 for op in ("fwd", "dw")}
+            ynn = ynn_bias_layers(model, cfg, device)
+            known = sorted(narrow | {f"bias:{n}" for n in LAYERS if n not in ynn})
+            if remembered is not None:
+                remembered.put(key, known)
+        _chosen[key] = frozenset(known)
     return _chosen[key]
 
 

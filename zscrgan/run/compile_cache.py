@@ -14,11 +14,13 @@ so no executable is loaded by another TensorFlow, on a CPU it was not built for,
 other flags. A user's own --tf_xla_persistent_cache_directory in TF_XLA_FLAGS wins (and
 then the user chooses what shares it). An entry is keyed by the traced function's signature
 and its HLO, which TensorFlow checks against the traced one; within one sub-folder the cache
-changes only time.
+changes only time. Beside XLA's entries the project keeps what it reads off XLA's compiler
+once per machine (`Remembered`: a stacked model's per-member ops, docs/algorithm.md §11.5).
 """
 import glob
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -160,6 +162,36 @@ def enable(environ=os.environ, err=sys.stderr):
     if not own:
         environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={path}".strip()
     return path
+
+
+class Remembered:
+    """A dict of JSON values kept as files `<name>-<sha1 of key>.json` in the cache's folder,
+    for what is read off XLA's compiler and holds for this TensorFlow on this machine (the
+    folder's name says which). With the cache off, or a file that cannot be read or written,
+    it remembers nothing and nothing fails: the value is worked out again."""
+
+    def __init__(self, name, environ=os.environ):
+        self.name, self.path = name, user_folder(environ.get("TF_XLA_FLAGS", "")) or folder(environ)
+
+    def _file(self, key):
+        return os.path.join(self.path, f"{self.name}-{hashlib.sha1(key.encode()).hexdigest()}.json")
+
+    def get(self, key):
+        try:
+            with open(self._file(key)) as f:
+                found = json.load(f)
+            return found["value"] if found.get("key") == key else None
+        except (TypeError, OSError, ValueError, KeyError, AttributeError):
+            return None
+
+    def put(self, key, value):
+        from zscrgan.files import atomic_write
+        if self.path:
+            try:
+                os.makedirs(self.path, exist_ok=True)
+                atomic_write(self._file(key), json.dumps({"key": key, "value": value}).encode(), self.name)
+            except OSError:
+                pass
 
 
 def entry_function(path):

@@ -15,6 +15,7 @@ from easydict import EasyDict
 from zscrgan.data import selection
 from zscrgan.errors import BadInput
 from zscrgan.results.run import LATEST, member_name
+from zscrgan.run import compile_cache
 from zscrgan.run.steps import checkpoint_of, compiled, e_step_tracing_m_step, setup_tensorflow
 
 ACTIVE, DONE, STOPPED, DIVERGED = "active", "done", "stopped early", "diverged"
@@ -68,7 +69,8 @@ def build_group(cfg, dataset, runs):
     setup_tensorflow(cfg)
     device = "/device:GPU:0" if tf.config.list_logical_devices("GPU") else "/device:CPU:0"
     model = StackedZSCRGAN(cfg, cfg.seeds, dataset.text_dim, dataset.image_dim,
-                           selection.training_split(dataset, cfg.val_classes), device)
+                           selection.training_split(dataset, cfg.val_classes), device,
+                           remembered=compile_cache.Remembered("stacked_ops"))
     tests = model.evaluators(dataset)
     vals = model.evaluators(dataset, cfg.val_classes) if cfg.val_classes else [None] * model.M
     members = []
