@@ -31,7 +31,7 @@ from zscrgan.results.checkpoints import restore, round_of
 from zscrgan.results.dumps import write_dump
 from zscrgan.results.history import History, Selected, is_better, metric_name
 from zscrgan.results.run import BEST, CONFIG_FILE, EVAL, LATEST, SHAPE_FILE, Run, model_shape, shape_changes
-from zscrgan.run import compile_cache
+from zscrgan.run import compile_cache, devices
 
 # --------------------------------------------------------------------------- before the first round
 
@@ -287,6 +287,7 @@ def build(cfg, dataset, reuse_kernels=False):
     from zscrgan.run import kept_kernels
 
     set_threads(cfg.threads)
+    devices.configure(cfg)
     tf.config.experimental.enable_op_determinism()
     model = ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim,
                     selection.training_split(dataset, cfg.val_classes))
