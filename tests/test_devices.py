@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from conftest import ROOT, run_tool, tiny_config
 from zscrgan.model import golden
-from zscrgan.run import devices, timing
+from zscrgan.run import devices
 from zscrgan.tools import devices as tool
 
 
@@ -53,20 +53,6 @@ def test_configure_turns_memory_growth_on_for_every_gpu_before_first_use(monkeyp
 def test_a_process_without_a_gpu_runs_on_the_cpu():
     found = devices.gpus()
     assert devices.process_device() == (devices.describe(found[0]) if found else "CPU")
-
-
-# --------------------------------------------------------------------------- one steady round
-
-
-def test_a_steady_round_is_timed_after_a_warm_up_round(monkeypatch):
-    """The clock reads how many steps ran: the timed span holds exactly one E-step and one M-step."""
-    calls = []
-    outputs = {"loss": tf.constant(1.0)}
-    model = types.SimpleNamespace(e_step=lambda e, n: calls.append(("e", e, n)) or outputs,
-                                  m_step=lambda m: calls.append(("m", m)) or outputs)
-    monkeypatch.setattr(timing.time, "perf_counter", lambda: float(len(calls)))
-    assert timing.steady_round_s(model, (3, 2, 1)) == 2.0
-    assert calls == [("e", 3, 2), ("m", 1)] * 2
 
 
 # --------------------------------------------------------------------------- zscrgan devices
