@@ -153,8 +153,8 @@ def table(report):
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     if not report["gpus"]:
         lines.append("no GPU visible")
-    lines += [f"TensorFlow {report['tensorflow']}; golden vector {report['golden_vector']}; the round: "
-              f"{report['round']}"]
+    lines += [f"TensorFlow {report['tensorflow']}, golden vector {report['golden_vector']}",
+              f"steady round: {report['round']}"]
     failed = [line for r in report["devices"] for line in r["failures"]]
     lines += failed or [f"every device reproduces the golden vector and itself"]
     return "\n".join(lines)
@@ -176,9 +176,10 @@ def main(args):
     demo = demo_cfg, synthetic_dataset()
     found = [d for d in tf.config.list_physical_devices() if d.device_type in ("CPU", "GPU")]
     report = {"tensorflow": tf.__version__, "golden_vector": golden.vector_path(),
-              "round": (f"{DEMO}'s widths (gf_dim {demo_cfg.gf_dim}, df_dim {demo_cfg.df_dim}, embed_dim "
-                        f"{demo_cfg.embed_dim}, z_dim {demo_cfg.z_dim}), {demo_cfg.e_steps} x {demo_cfg.n_critic} "
-                        f"critic + 1 generator and {demo_cfg.m_steps} CSEM updates, batch {demo_cfg.batch_size}"),
+              "round": (f"one E- and M-step at {DEMO}'s widths (gf_dim {demo_cfg.gf_dim}, df_dim {demo_cfg.df_dim}, "
+                        f"embed_dim {demo_cfg.embed_dim}, z_dim {demo_cfg.z_dim}, batch {demo_cfg.batch_size}; "
+                        f"{demo_cfg.e_steps} x ({demo_cfg.n_critic} critic + 1 generator) and {demo_cfg.m_steps} CSEM "
+                        f"updates) on synthetic data"),
               "gpus": sum(d.device_type == "GPU" for d in found),
               "devices": [check_device(d, g, tiny, demo) for d in found]}
     report["ok"] = not any(r["failures"] for r in report["devices"])
