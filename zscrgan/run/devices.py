@@ -4,7 +4,7 @@ the name of the device its models run on.
 TensorFlow takes all of a GPU's memory in the first process that uses it unless memory growth
 is on, so trials that share a GPU (a sweep's fractional `gpus`) need it in every process. TF32
 rounds float32 matmul inputs to a 10-bit mantissa on Ampere and newer GPUs: it is off unless
-the config's `tf32` turns it on.
+the config's `tf32` turns it on (docs/algorithm.md §10.5).
 """
 import os
 import sys
