@@ -46,6 +46,25 @@ def test_pyproject_has_the_pins_of_requirements_txt():
     assert project["scripts"]["zscrgan"] == "zscrgan.cli:console"
 
 
+def tensorflow_pin(requirements):
+    """(extras, version pin) of the one TensorFlow line among requirement lines."""
+    found = [m.groups() for line in requirements for m in [re.fullmatch(r"tensorflow(\[[\w,-]+\])?(\S+)", line.strip())] if m]
+    assert len(found) == 1, requirements
+    return found[0]
+
+
+def test_the_gpu_install_pins_the_tensorflow_of_the_cpu_install():
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    with open(os.path.join(ROOT, "requirements-gpu.txt")) as f:
+        gpu_txt = [line for line in f if line.strip() and not line.startswith("#")]
+    cpu = tensorflow_pin(project["dependencies"])
+    assert cpu[0] is None and cpu[1].startswith("==")
+    assert tensorflow_pin(project["optional-dependencies"]["gpu"]) == ("[and-cuda]", cpu[1])
+    assert tensorflow_pin(gpu_txt) == ("[and-cuda]", cpu[1])
+    assert "-r requirements.txt" in [line.strip() for line in gpu_txt]  # the rest of the CPU install
+
+
 def test_ci_runs_exactly_the_readmes_test_command():
     with open(os.path.join(ROOT, "README.md")) as f:
         command = next(line.split("#")[0].strip() for line in f if "pytest" in line and "pip install" in line)

@@ -151,7 +151,7 @@ def test_bad_model_selection_values_are_refused(overrides, words):
 
 def test_config_yml_leaves_out_opt_in_keys_at_their_off_value():
     saved = config_lib.to_save(load_config(flags={"dataset": "X"}))
-    assert not {"val_classes", "select", "patience", "run_name", "threads", "seeds"} & set(saved)
+    assert not {"val_classes", "select", "patience", "run_name", "threads", "seeds", "tf32"} & set(saved)
     saved = config_lib.to_save(load_config(flags={"dataset": "X", "val_classes": "3,5", "select": "val",
-                                                  "patience": "20"}))
-    assert (saved["val_classes"], saved["select"], saved["patience"]) == ([3, 5], "val", 20)
+                                                  "patience": "20", "tf32": "true"}))
+    assert (saved["val_classes"], saved["select"], saved["patience"], saved["tf32"]) == ([3, 5], "val", 20, True)

@@ -326,7 +326,7 @@ def test_arrays_npz_with_several_arrays_needs_a_key(arrays, capsys):
 
 # ---------------------------------------------------------------- synthetic
 
-@pytest.mark.parametrize("like", ["CUB", "FLO", "AWA"])
+@pytest.mark.parametrize("like", ["CUB", "FLO", "AWA", "MFEAT"])
 def test_synthetic_has_the_paper_shape(like):
     p = synthetic.PROFILES[like]
     text, images, train, test = synthetic.generate(like, seed=0)

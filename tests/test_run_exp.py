@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY_FLAGS, make_dataset
+from zscrgan.config import OPT_IN
 from zscrgan.data.dataset import save_dataset
 from zscrgan.model.metrics import prec_from_records
 
@@ -40,6 +41,7 @@ def test_two_rounds_write_a_dump_in_the_reference_format(tiny_run):
     logs = base / "logs" / "TINY_logs"
     cfg = yaml.safe_load((logs / "config.yml").read_text())
     assert cfg["dataset"] == "TINY" and cfg["gf_dim"] == 8 and cfg["epochs"] == 2
+    assert not set(OPT_IN) & set(cfg)  # options off are absent (tf32 too): the reference's config.yml
     rows = (logs / "history.csv").read_text().strip().splitlines()
     header = rows[0].split(",")
     assert header[:2] == ["round", "prec_at_5"] and len(rows) == 3

@@ -165,6 +165,7 @@ def test_local_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
     for key, s in started.items():
         assert s["trial_in_process"] >= 1 and s["build_s"] > 0 and s["compile_s"] is not None, key
         assert (s["process_s"] > 0 and s["tf_import_s"] > 0) == (s["trial_in_process"] == 1), key
+        assert s["device"] == "CPU", key  # gpus: 0: Ray hides any GPU from the trial
     resolved = yaml.safe_load(open(out / "sweep.yml"))
     assert resolved["datasets"] == ["TINY", "TINY2"] and resolved["resources"] == {"cpus": 1, "gpus": 0}
     assert "sweep out: 4 finished" in stdout
@@ -331,6 +332,11 @@ def test_bad_sweep_files_are_refused_before_anything_starts(tmp_path, capsys, no
         ({**good, "grid": {"CSEM_lr": [1, 1.0]}}, "two trials would both be TINY/seed0_CSEM_lr=1.0"),
         ({**good, "seeds": [0, 0]}, "seeds lists a value twice"),
         ({**good, "resources": {"cpus": 0}}, "cpus must be an integer >= 1"),
+        ({**good, "resources": {"gpus": 1.5}}, "gpus must be 0, a share of one GPU between 0 and 1"),
+        ({**good, "resources": {"gpus": -1}}, "or a whole number of GPUs, got -1"),
+        ({**good, "resources": {"gpus": -0.5}}, "got -0.5"),
+        ({**good, "resources": {"gpus": True}}, "got True"),
+        ({**good, "resources": {"gpus": "half"}}, "got 'half'"),
     ]
     for sweep_file, message in cases:
         path = tmp_path / "s.yml"
@@ -338,6 +344,33 @@ def test_bad_sweep_files_are_refused_before_anything_starts(tmp_path, capsys, no
         err = refused(capsys, str(path), "--out", str(tmp_path / "out"))
         assert err.startswith(f"error: {path}: ") and message in err, err
         assert not (tmp_path / "out").exists()
+
+
+def test_a_gpu_share_or_whole_gpus_are_accepted(tmp_path):
+    path = tmp_path / "s.yml"
+    for given, kept in [(0.25, 0.25), (0.5, 0.5), (0, 0), (0.0, 0), (1, 1), (2.0, 2)]:
+        path.write_text(yaml.safe_dump({"datasets": ["TINY"], "seeds": [0], "resources": {"gpus": given}}))
+        resources = plan.load_sweep(str(path))["resources"]
+        assert resources == {"cpus": 1, "gpus": kept} and type(resources["gpus"]) is type(kept), given
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(glob.glob("/proc/driver/nvidia/gpus/*")), reason="this machine has a GPU")
+def test_gpus_the_machine_lacks_are_refused_before_any_trial_starts(tmp_path, capsys):
+    """A share of a GPU as much as a whole one: Ray starts, finds no node with a GPU, and stops."""
+    import ray
+    make_dataset(str(tmp_path / "datasets" / "TINY"))
+    try:
+        for gpus in (0.25, 1):
+            path = tmp_path / "s.yml"
+            path.write_text(yaml.safe_dump({"datasets": ["TINY"], "seeds": [0], "resources": {"gpus": gpus},
+                                            "set": {"datasets_dir": str(tmp_path / "datasets")}}))
+            err = refused(capsys, str(path), "--out", str(tmp_path / f"out{gpus}"))
+            assert f"error: resources: no Ray node has 1 CPUs and {gpus} GPUs (the nodes have " in err, err
+            assert err.endswith("; set resources: {gpus: 0} to run the trials on CPUs\n"), err
+            assert not ray.is_initialized() and not statuses(tmp_path / f"out{gpus}")  # no trial was made
+    finally:
+        ray.shutdown()
 
 
 def test_a_yaml_error_names_its_line_and_column(tmp_path, capsys, no_ray):

@@ -28,6 +28,7 @@ TOOLS = {
     "prepare": "write or check a dataset folder",
     "export": "write a run's checkpoint as a SavedModel that TensorFlow alone loads",
     "retrieve": "embed queries and a gallery with an export, rank, index, draw",
+    "devices": "list the devices TensorFlow sees and check that each reproduces the algorithm",
 }
 
 

@@ -26,7 +26,8 @@ _NULLABLE_TYPES = {"dataset": str, "run_name": str, "seeds": list}
 
 # Keys added after the reference's layout, with the value that leaves a run as it was:
 # config.yml omits them at that value, so a run that does not use them writes the same files.
-OPT_IN = {"run_name": None, "threads": 0, "val_classes": None, "select": "test", "patience": 0, "seeds": None}
+OPT_IN = {"run_name": None, "threads": 0, "val_classes": None, "select": "test", "patience": 0, "seeds": None,
+          "tf32": False}
 
 # val_classes: null, a number of seen classes to hold out, a list of class ids, or this word.
 VAL_FILE = "file"

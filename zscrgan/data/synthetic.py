@@ -1,4 +1,4 @@
-"""Deterministic synthetic datasets with the shapes of the paper's datasets.
+"""Deterministic synthetic datasets with the shapes of the paper's datasets and of the demo's.
 
 Every class c has a latent vector z_c (length LATENT_DIM). Classes come in groups
 (about ten classes a group) whose members share a group centre, so neighbouring classes
@@ -47,6 +47,7 @@ PROFILES = {
     "CUB": Profile(200, 50, 1024, 2048, 60, 10),
     "FLO": Profile(102, 20, 1024, 2048, 80, 10),
     "AWA": Profile(50, 10, 85, 2048, 120, 1, attributes=True),
+    "MFEAT": Profile(10, 3, 76, 240, 200, 200),  # the bundled demo's shape (datasets/MFEAT)
 }
 
 

@@ -1,2 +1,2 @@
-"""The algorithm (docs/algorithm.md §2-§7): networks, losses, optimizers, sampler, the compiled E- and M-steps, evaluation, ranking, baselines.
-Knows nothing of files, folders, runs or the command line."""
+"""The algorithm (docs/algorithm.md §2-§7): networks, losses, optimizers, sampler, the compiled E- and M-steps, evaluation, ranking, baselines, the golden check.
+Knows nothing of files (but its own golden vector), folders, runs or the command line."""

@@ -9,7 +9,7 @@ import gc
 import sys
 import time
 
-from zscrgan.run import compile_cache
+from zscrgan.run import compile_cache, devices
 
 
 def set_threads(n):
@@ -32,6 +32,7 @@ def setup_tensorflow(cfg):
     """What every process that builds a model sets before TensorFlow's runtime starts."""
     import tensorflow as tf
     set_threads(cfg.threads)
+    devices.configure(cfg)
     tf.config.experimental.enable_op_determinism()
 
 

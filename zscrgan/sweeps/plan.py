@@ -6,7 +6,7 @@ SWEEP.yml:
     seeds: [0, 1, 2, 3, 4]             # (required)
     set: {epochs: 50}                  # overrides for every trial: keys of configs/default.yml
     grid: {CSEM_lr: [0.002, 0.001]}    # every combination of these values
-    resources: {cpus: 1, gpus: 0}      # per trial (default 1 CPU, no GPU)
+    resources: {cpus: 1, gpus: 0}      # per trial (default 1 CPU, no GPU; gpus: 0.25 = 4 trials a GPU)
 
 Each trial is an ordinary run (configs/default.yml, then configs/<dataset>.yml, then `set`,
 then the trial's grid values and seed) named `results.trials.trial_label(seed, grid)`, with
@@ -76,9 +76,14 @@ def _resources(resources):
     cpus, gpus = resources.get("cpus", 1), resources.get("gpus", 0)
     if not (is_int(cpus) and cpus >= 1):
         raise SweepError(f"resources: cpus must be an integer >= 1, got {cpus!r}")
-    if not (is_int(gpus) and gpus >= 0):
-        raise SweepError(f"resources: gpus must be an integer >= 0, got {gpus!r}")
-    return {"cpus": cpus, "gpus": gpus}
+    # A fraction lets several trials share one GPU (Ray Tune's fractional GPUs; each process grows
+    # its GPU memory as needed, zscrgan/run/devices.py); more than one GPU is a whole number.
+    whole = (is_int(gpus) or isinstance(gpus, float) and gpus.is_integer()) and gpus >= 0
+    share = isinstance(gpus, float) and 0 < gpus < 1
+    if not (whole or share):
+        raise SweepError(f"resources: gpus must be 0, a share of one GPU between 0 and 1 (0.25: four trials "
+                         f"a GPU) or a whole number of GPUs, got {gpus!r}")
+    return {"cpus": cpus, "gpus": int(gpus) if whole else gpus}
 
 
 def load_sweep(path):

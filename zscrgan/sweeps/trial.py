@@ -49,15 +49,18 @@ _trials_here = 0  # trials this worker process has started: Tune gives a process
 
 
 def process_start():
-    """{pid, trial_in_process, process_s, tf_import_s}: this process's own start as the trial
-    sees it (both 0 for a process an earlier trial started), TensorFlow imported meanwhile."""
+    """{pid, trial_in_process, process_s, tf_import_s, device}: this process's own start as the
+    trial sees it (both 0 for a process an earlier trial started), TensorFlow imported meanwhile,
+    and the device its models run on (zscrgan.run.devices.process_device)."""
     global _trials_here
     process_s = process_age() if not _trials_here else 0.0
     t0, imported = time.perf_counter(), "tensorflow" in sys.modules
     import tensorflow  # noqa: F401  (a run imports it anyway; here its seconds are counted apart)
     _trials_here += 1
-    return {"pid": os.getpid(), "trial_in_process": _trials_here, "process_s": process_s,
-            "tf_import_s": 0.0 if imported else time.perf_counter() - t0}
+    tf_import_s = 0.0 if imported else time.perf_counter() - t0
+    from zscrgan.run.devices import process_device
+    return {"pid": os.getpid(), "trial_in_process": _trials_here, "process_s": process_s, "tf_import_s": tf_import_s,
+            "device": process_device()}
 
 
 def start_record(process, startup, em):

@@ -68,8 +68,10 @@ def start_ray(address, resources):
     if not any(n.get("CPU", 0) >= resources["cpus"] and n.get("GPU", 0) >= resources["gpus"] for n in nodes):
         ray.shutdown()
         have = ", ".join(f"{n.get('CPU', 0):g} CPUs and {n.get('GPU', 0):g} GPUs" for n in nodes)
-        raise SweepError(f"resources: no Ray node has {resources['cpus']} CPUs and {resources['gpus']} GPUs "
-                         f"(the nodes have {have})")
+        hint = ("; set resources: {gpus: 0} to run the trials on CPUs"
+                if resources["gpus"] and not any(n.get("GPU", 0) for n in nodes) else "")
+        raise SweepError(f"resources: no Ray node has {resources['cpus']} CPUs and {resources['gpus']:g} GPUs "
+                         f"(the nodes have {have}){hint}")
 
 
 _consoles = []  # where say() writes while ray_output_to sends sys.stdout to the log
