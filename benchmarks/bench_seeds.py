@@ -4,7 +4,8 @@
 
 On every device TensorFlow sees, for each member count M: one stacked model of seeds 0..M-1
 (zscrgan/model/stacked.py) and the M standalone models of those seeds, each timed over steady
-rounds (E-step + M-step; one warm-up round first, which compiles), side by side in one process.
+rounds (E-step + M-step after a warm-up round, as `zscrgan devices` times them), side by side in
+one process.
 Prints member-rounds per second of both ways and their ratio (above 1: the group is faster).
 demo: the MFEAT dataset with configs/MFEAT.yml's widths. --paper: a synthetic CUB-shaped
 dataset with the reference's widths (slow on a CPU). --steps N runs N E- and M-steps a round
@@ -13,7 +14,6 @@ instead of the config's (N = 100 is the reference's).
 import argparse
 import json
 import os
-import time
 
 from benchmarks.common import ROOT, median, tf
 from zscrgan.config import load_config
@@ -21,6 +21,7 @@ from zscrgan.data.dataset import Dataset, load_dataset
 from zscrgan.data.synthetic import generate
 from zscrgan.model.em import ZSCRGAN
 from zscrgan.model.stacked import StackedZSCRGAN, member_config
+from zscrgan.run.timing import steady_round_s
 
 
 def setup(paper, steps):
@@ -32,21 +33,9 @@ def setup(paper, steps):
 
 
 def round_seconds(models, steps, rounds):
-    """Median seconds of one round of every model in `models`, one after another, after a warm-up round."""
-    e, n, m = steps
-
-    def one_round():
-        for model in models:
-            model.e_step(e, n)["d_loss"].numpy()
-            model.m_step(m)["csem_loss"].numpy()
-
-    one_round()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        one_round()
-        times.append(time.perf_counter() - t0)
-    return median(times)
+    """Median over `rounds` of the seconds of one steady round of every model in `models`, one
+    after another (run.timing.steady_round_s: the time `zscrgan devices` reports)."""
+    return median([sum(steady_round_s(model, steps) for model in models) for _ in range(rounds)])
 
 
 def measure(cfg, ds, device, n_members, rounds):
