@@ -76,7 +76,7 @@ def test_an_index_that_is_a_folder_and_a_run_folder_for_a_model_are_named(fake_e
     status = cli.main([str(run), "--dataset", "TINY"], only="retrieve")
     err = capsys.readouterr().err.strip()
     assert status == 2 and f"{run} is a run folder, not a zscrgan export" in err
-    assert "--out NEW_FOLDER" in err and f"--out {run}" not in err  # never a command that would fail
+    assert f"`zscrgan export --dataset TINY --logs_dir {tmp / 'logs'} --out NEW_FOLDER`" in err  # never --out {run}
 
 
 def _dicts(folder, rng, n_classes=3, per_class=4):

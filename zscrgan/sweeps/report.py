@@ -25,6 +25,7 @@ import numpy as np
 from zscrgan.data.dataset import DatasetError, dataset_folder, load_dataset
 from zscrgan.errors import BadInput
 from zscrgan.files import atomic_write
+from zscrgan.results.dumps import best_named_dump
 from zscrgan.results.history import map_column, prec_column
 from zscrgan.results.run import PLOTS, Run
 from zscrgan.results.trials import Trial, setting_label, trial_folders, value_text
@@ -369,8 +370,10 @@ def write_report(out_dir, baselines=True):
         raise ReportError(f"{out_dir}: no such folder")
     trials = find_trials(out_dir)
     if not trials:
-        raise ReportError(f"{out_dir} holds no sweep trials (logs/<dataset>_logs/<trial>/status.yml) "
-                          "and no history.csv of a run")
+        dump = best_named_dump(out_dir)
+        raise ReportError(f"{out_dir} holds no sweep trials (logs/<dataset>_logs/<trial>/status.yml) and no "
+                          "history.csv of a run" + (f": it is a results folder; read its dumps with `zscrgan inspect "
+                                                    f"{dump}`" if dump else ""))
     groups = groups_of(trials)
     summary = summarise(groups, Baselines() if baselines else None)
     table = summary_table(groups, summary)
