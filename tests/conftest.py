@@ -3,6 +3,7 @@ of the same thing must share."""
 import csv
 import glob
 import os
+import re
 import sys
 
 import numpy as np
@@ -116,4 +117,5 @@ def tiny_export(tiny_run):
     proc = tool_process("export", "--dataset", "TINY", "--logs_dir", base / "logs", "--results_dir", base / "res",
                         "--datasets_dir", base / "datasets", "--out", model)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"self-check Prec@5 = \d\.\d{4} on ", proc.stdout), proc.stdout  # the console's 4 decimals
     return base, model

@@ -142,7 +142,7 @@ def test_single_run_folder(tmp_path, capsys):
     (folder / "status.yml").unlink()
     assert run_tool("report", [str(folder)]) == 0
     out = capsys.readouterr().out
-    assert "rounds    3" in out and "best round: 2 (prec_at_5 = 0.6, map_at_5 = 0.45)" in out
+    assert "rounds    3" in out and "best round: 2 (prec_at_5 = 0.6000, map_at_5 = 0.4500)" in out
     assert (folder / "plots" / "history.png").read_bytes()[:8] == PNG
     assert sorted(os.listdir(folder)) == ["config.yml", "history.csv", "plots"]  # nothing else written
 
@@ -170,6 +170,9 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, make, message):
     (tmp_path / "acc0.5.pkl").write_bytes(b"")
     assert run_tool("report", [str(tmp_path / "acc0.5.pkl")]) == 2
     assert f"is a retrieval dump: read it with `zscrgan inspect {tmp_path / 'acc0.5.pkl'}`" in capsys.readouterr().err
+    assert run_tool("report", [str(tmp_path)]) == 2  # a results folder: its dumps are read by inspect
+    assert f"it is a results folder; read its dumps with `zscrgan inspect {tmp_path / 'acc0.5.pkl'}`" \
+        in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -61,13 +61,18 @@ def report_run(folder):
         lines.append(f"best round: none (no round has a prec_at_{k} yet)")
     else:
         best = run.best_test(rows)
-        mean_ap = "" if best.get(map_column(k)) is None else f", {map_column(k)} = {best[map_column(k)]!r}"
-        lines.append(f"best round: {best['round']} ({prec_column(k)} = {best[prec_column(k)]!r}{mean_ap})")
+        mean_ap = "" if best.get(map_column(k)) is None else f", {map_column(k)} = {best[map_column(k)]:.4f}"
+        lines.append(f"best round: {best['round']} ({prec_column(k)} = {best[prec_column(k)]:.4f}{mean_ap})")
     if "best_val_round" in scores:
         lines.append(f"best validation round: {scores['best_val_round']} (val_prec_at_{k} = "
-                     f"{scores[f'val_prec_at_{k}']!r}, prec_at_{k} = {scores[f'test_prec_at_{k}_at_best_val']!r})")
+                     f"{_score(scores[f'val_prec_at_{k}'])}, prec_at_{k} = {_score(scores[f'test_prec_at_{k}_at_best_val'])})")
     lines.append(f"plot      {path}")
     return "\n".join(lines)
+
+
+def _score(value):
+    """A score on the console: 4 decimals (the files keep every digit), '-' for none."""
+    return "-" if value is None else f"{value:.4f}"
 
 
 def add_arguments(p):
