@@ -307,7 +307,7 @@ def plot_curves(path, title, group, k, baseline_row=None):
         rounds = sorted(by_round)
         values = [by_round[r] for r in rounds]
         n = len({t["trial"] for t in group if any(r.get(column) is not None for r in t["rows"])})
-        line, = ax.plot(rounds, [np.mean(v) for v in values], style,
+        line, = ax.plot(rounds, [np.mean(v) for v in values], style, marker="o" if len(rounds) == 1 else None,
                         label=f"ZSCRGAN {label} Prec@{k}, mean of {n} seed{'s' * (n != 1)}")
         ax.fill_between(rounds, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
                         alpha=0.2, linewidth=0, label=f"{label}: min-max over seeds")
@@ -321,7 +321,8 @@ def plot_curves(path, title, group, k, baseline_row=None):
             ax.axhline(chance, color="gray", linestyle=":", label=f"chance {chance:.3f}")
     ax.set(title=title, xlabel="round", ylabel=f"Prec@{k} (unseen classes)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    pictures.whole_rounds(ax)
+    pictures.legend_beside(ax)
     pictures.save(fig, path)
 
 
@@ -347,14 +348,15 @@ def plot_summary(path, summary, labels):
     chance = [(i, row.get(f"chance_prec_at_{row['top_k']}")) for i, row in enumerate(summary)]
     chance = [(i, c) for i, c in chance if c is not None]
     if chance:
-        ax.scatter([i for i, _ in chance], [c for _, c in chance], marker="_", s=900, color="gray", label="chance")
+        ax.hlines([c for _, c in chance], [i - 0.3 for i, _ in chance], [i + 0.3 for i, _ in chance], color="gray",
+                  label="chance")
     at = _at(summary)
     ax.set_xticks(x, labels, rotation=20 if len(summary) > 4 else 0, ha="right" if len(summary) > 4 else "center",
                   fontsize=8)
     ax.set(title=f"best Prec{at} per dataset and setting, over the finished seeds", ylabel=f"Prec{at}",
            xlim=(-0.6, len(summary) - 0.4))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    pictures.legend_beside(ax)
     pictures.save(fig, path)
 
 
