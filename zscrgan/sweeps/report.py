@@ -9,7 +9,8 @@ trial's config.yml and history.csv give its scores. `write_report(DIR)` writes
 - DIR/summary.csv and DIR/summary.md: per dataset and setting (the grid's values), the counts of
   finished, stopped and failed trials, and over the finished seeds the mean, sample standard
   deviation (ddof = 1; none for a single seed), min and max of those scores, beside the ridge
-  and CCA baselines of zscrgan.model.baselines fitted with the same seeds and chance;
+  and CCA baselines of zscrgan.model.baselines fitted with the same seeds and chance (computed
+  once: zscrgan.sweeps.baseline_cache keeps them in DIR/.baselines/);
 - DIR/plots/<D>[_<setting>].png: Prec@K per round, mean over seeds with a min-max band, and
   DIR/plots/summary.png: every dataset and setting with error bars and the baselines marked.
 Bad input (a folder without trials, an unreadable file) raises ReportError, nothing written.
@@ -22,13 +23,13 @@ import re
 
 import numpy as np
 
-from zscrgan.data.dataset import DatasetError, dataset_folder, load_dataset
 from zscrgan.errors import BadInput
 from zscrgan.files import atomic_write
 from zscrgan.results.dumps import best_named_dump
 from zscrgan.results.history import map_column, prec_column
 from zscrgan.results.run import PLOTS, Run
 from zscrgan.results.trials import Trial, setting_label, trial_folders, value_text
+from zscrgan.sweeps.baseline_cache import CACHE, Baselines
 from zscrgan.toolkit import pictures
 
 BASELINES = ("ridge", "cca")  # the keys of zscrgan.model.baselines' rows, and the columns' prefixes
@@ -99,30 +100,6 @@ def stats(values):
         return None, None, None, None
     std = float(np.std(values, ddof=1)) if len(values) > 1 else None
     return float(np.mean(values)), std, float(min(values)), float(max(values))
-
-
-class Baselines:
-    """zscrgan.model.baselines' ridge, CCA and chance scores, computed once per (dataset folder, seed, K)."""
-
-    def __init__(self):
-        self.datasets, self.scores = {}, {}
-
-    def __call__(self, datasets_dir, name, seed, k):
-        """{"ridge"|"cca"|"chance": (Prec@K, mAP@K)}, or a note (str) when the dataset cannot be loaded."""
-        folder = os.path.join(datasets_dir, name)
-        if folder not in self.datasets:
-            try:
-                self.datasets[folder] = load_dataset(dataset_folder(datasets_dir, name))
-            except DatasetError as e:
-                self.datasets[folder] = f"no baselines: {e}"
-        dataset = self.datasets[folder]
-        if isinstance(dataset, str):
-            return dataset
-        if (folder, seed, k) not in self.scores:
-            from zscrgan.model import baselines  # TensorFlow: imported only when baselines are wanted
-            _, rows = baselines.compare(dataset, k, seed)
-            self.scores[folder, seed, k] = {row.key: (row.prec, row.map) for row in rows}
-        return self.scores[folder, seed, k]
 
 
 def _stat_columns(prefix, values):
@@ -377,7 +354,7 @@ def write_report(out_dir, baselines=True):
                           "history.csv of a run" + (f": it is a results folder; read its dumps with `zscrgan inspect "
                                                     f"{dump}`" if dump else ""))
     groups = groups_of(trials)
-    summary = summarise(groups, Baselines() if baselines else None)
+    summary = summarise(groups, Baselines(os.path.join(out_dir, CACHE)) if baselines else None)
     table = summary_table(groups, summary)
     plots = os.path.join(out_dir, PLOTS)
     os.makedirs(plots, exist_ok=True)
