@@ -54,11 +54,13 @@ def plot_history(path, run, columns, rows, name="", chance=None):
 
 def chance_prec(run):
     """The expected Prec@K of a random ranking of the run's unseen gallery, or None when its
-    dataset cannot be loaded (the plot then goes without it)."""
+    config.yml names no dataset or the dataset cannot be loaded (the plot then goes without it)."""
     from zscrgan.model.baselines import chance
+    if not (run.saved or {}).get("dataset"):
+        return None
     try:
-        dataset = load_dataset(dataset_folder(run.datasets_dir, run.cfg["dataset"]))
-    except (DatasetError, KeyError):
+        dataset = load_dataset(dataset_folder(run.datasets_dir, run.saved["dataset"]))
+    except DatasetError:
         return None
     _, query_labels, _, gallery_labels = eval_split(dataset)
     return chance(gallery_labels, query_labels, run.top_k)[0]
@@ -85,7 +87,8 @@ def report_run(folder):
         lines.append(f"best round: {best['round']} ({prec_column(k)} = {best[prec_column(k)]:.4f}{mean_ap})")
     if "best_val_round" in scores:
         lines.append(f"best validation round: {scores['best_val_round']} (val_prec_at_{k} = "
-                     f"{_score(scores[f'val_prec_at_{k}'])}, prec_at_{k} = {_score(scores[f'test_prec_at_{k}_at_best_val'])})")
+                     f"{_score(scores[f'val_prec_at_{k}'])}, "
+                     f"prec_at_{k} = {_score(scores[f'test_prec_at_{k}_at_best_val'])})")
     lines.append(f"plot      {path}")
     return "\n".join(lines)
 

@@ -180,11 +180,11 @@ def class_kinds(args, meta):
     """{class id: "seen" | "held out" | "unseen"}: what the exported run trained on (its dataset's
     split less the validation classes its config records), or {} when that cannot be read."""
     held = meta["config"].get("val_classes")
+    if held is not None and not isinstance(held, list):  # not resolved to ids: which were held out is unknown
+        return {}
     try:
         dataset = load_dataset(dataset_folder(datasets_dir(args, meta["config"]), meta["dataset"]))
     except DatasetError:
-        return {}
-    if held is not None and not isinstance(held, list):  # not resolved to ids: which were held out is unknown
         return {}
     trained = training_split(dataset, held).train_ids
     return {**{c: "unseen" for c in dataset.test_ids}, **{c: "held out" for c in held or ()},
