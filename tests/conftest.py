@@ -163,9 +163,11 @@ def drawn(monkeypatch):
 
     def checking_save(fig, path, dpi=100, tight=True):
         found = text_overlaps(fig)
-        if not tight:
-            found += [f"{t.get_text()!r} outside the figure" for t in fig.texts + [ax.yaxis.label for ax in fig.axes]
-                      if t.get_text() and not _inside(t.get_window_extent(), fig.bbox)]
+        if not tight:  # what the PNG holds is the figure's own frame
+            shown = [t for t in fig.texts + [ax.yaxis.label for ax in fig.axes] if t.get_text()]
+            shown += [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+            found += [f"{artist} outside the figure" for artist in shown
+                      if not _inside(artist.get_window_extent(), fig.bbox)]
         texts = [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
         xticks = [[x for x in ax.get_xticks() if min(ax.get_xlim()) <= x <= max(ax.get_xlim())] for ax in fig.axes]
         checked[str(path)] = {"overlaps": found, "texts": texts, "xticks": xticks}
