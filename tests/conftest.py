@@ -3,6 +3,7 @@ of the same thing must share."""
 import csv
 import glob
 import os
+import re
 import sys
 
 import numpy as np
@@ -116,4 +117,66 @@ def tiny_export(tiny_run):
     proc = tool_process("export", "--dataset", "TINY", "--logs_dir", base / "logs", "--results_dir", base / "res",
                         "--datasets_dir", base / "datasets", "--out", model)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"self-check Prec@5 = \d\.\d{4} on ", proc.stdout), proc.stdout  # the console's 4 decimals
     return base, model
+
+
+def text_overlaps(fig):
+    """['a / b', ...]: the labels of a figure that overlap each other or an axes' data area.
+
+    Labels are the figure's texts (suptitle), each axes' title (a grid's column headers), axis
+    labels (a grid's row labels) and legends; a legend must also lie outside every axes, so it
+    covers no curve. Boxes are matplotlib's window extents as drawn; touching is not overlapping.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [(f"figure text {t.get_text()!r}", t) for t in fig.texts]
+    legends = [(f"figure legend {i}", legend) for i, legend in enumerate(fig.legends)]
+    areas = []
+    for i, ax in enumerate(fig.axes):
+        labels += [(f"axes {i} {kind} {t.get_text()!r}", t) for kind, t in
+                   (("title", ax.title), ("xlabel", ax.xaxis.label), ("ylabel", ax.yaxis.label))]
+        legends += [(f"axes {i} legend", ax.get_legend())] if ax.get_legend() else []
+        areas.append((f"axes {i} data area", ax.get_window_extent(renderer)))
+    boxes = [(name, artist.get_window_extent(renderer)) for name, artist in labels + legends
+             if artist.get_visible() and (not hasattr(artist, "get_text") or artist.get_text().strip())]
+    found = []
+    for i, (name, box) in enumerate(boxes):
+        others = boxes[i + 1:] + areas
+        found += [f"{name} / {other}" for other, area in others if _overlap(box, area)]
+    return found
+
+
+def _overlap(a, b, tolerance=0.5):
+    """Whether two display boxes share more than `tolerance` pixels in both directions."""
+    return (min(a.x1, b.x1) - max(a.x0, b.x0) > tolerance) and (min(a.y1, b.y1) - max(a.y0, b.y0) > tolerance)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """{path: {"overlaps", "texts", "xticks"}} of every figure zscrgan.toolkit.pictures.save writes in
+    the test, read before it is saved: text_overlaps (for a figure saved without a tight box, also
+    the labels outside its frame), every text shown, each axes' x tick values in view."""
+    from matplotlib.text import Text
+    from zscrgan.toolkit import pictures
+    save, checked = pictures.save, {}
+
+    def checking_save(fig, path, dpi=100, tight=True):
+        found = text_overlaps(fig)
+        if not tight:  # what the PNG holds is the figure's own frame
+            shown = [t for t in fig.texts + [ax.yaxis.label for ax in fig.axes] if t.get_text()]
+            shown += [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+            found += [f"{artist} outside the figure" for artist in shown
+                      if not _inside(artist.get_window_extent(), fig.bbox)]
+        texts = [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+        xticks = [[x for x in ax.get_xticks() if min(ax.get_xlim()) <= x <= max(ax.get_xlim())] for ax in fig.axes]
+        checked[str(path)] = {"overlaps": found, "texts": texts, "xticks": xticks}
+        save(fig, path, dpi, tight)
+
+    monkeypatch.setattr(pictures, "save", checking_save)
+    return checked
+
+
+def _inside(box, frame, tolerance=0.5):
+    return box.x0 >= frame.x0 - tolerance and box.y0 >= frame.y0 - tolerance and \
+        box.x1 <= frame.x1 + tolerance and box.y1 <= frame.y1 + tolerance

@@ -171,7 +171,7 @@ def test_history_best_round_and_table(tmp_path, capsys):
     path = history(tmp_path, [0.3, 0.5, 0.4, 0.5, 0.45], tail="6,0.4")  # a line still being written
     code, out, _ = run(["--history", path], capsys)
     assert code == 0
-    assert "best round: 2 (prec_at_50 = 0.5, map_at_50 = 0.2500)" in out  # earliest of the ties
+    assert "best round: 2 (prec_at_50 = 0.5000, map_at_50 = 0.2500)" in out  # earliest of the ties
     assert "rounds    6" in out
     marked = [line for line in out.splitlines() if line.startswith("* ")]
     assert len(marked) == 1 and marked[0].split()[1:3] == ["2", "0.5000"]
@@ -212,7 +212,7 @@ def test_a_run_folder_is_a_history_and_a_k_without_its_column_falls_back_whole(t
     (tmp_path / "history.csv").write_text("round,prec_at_10\n1,0.2\n2,0.4\n")
     code, out, err = run(["--history", tmp_path], capsys)
     assert code == 0, err
-    assert "best round: 2 (prec_at_10 = 0.4)" in out
+    assert "best round: 2 (prec_at_10 = 0.4000)" in out
     code, _, err = run(["--history", tmp_path / "empty"], capsys)
     assert code == 2 and "no such file" in err
     (tmp_path / "empty").mkdir()
@@ -224,6 +224,11 @@ def test_a_folder_given_as_a_dump_is_named_as_a_folder(tmp_path, capsys):
     write_pickle(tmp_path / "acc0.5625.pkl", RECORDS)
     code, _, err = run([tmp_path], capsys)
     assert code == 2 and f"{tmp_path}: a folder, not a dump: give one of the dumps it holds (acc0.5625.pkl)" in err
+    logs = tmp_path / "TINY_logs"  # a run's logs folder: its rounds are read with --history
+    logs.mkdir()
+    (logs / "history.csv").write_text("round,prec_at_4\n1,0.5\n")
+    code, _, err = run([logs], capsys)
+    assert code == 2 and f"a run's logs folder, not a dump: read its rounds with `zscrgan inspect --history {logs}`" in err
 
 
 def test_the_runs_own_datasets_dir_and_k_are_used(tmp_path, dataset_dir, capsys):
@@ -237,7 +242,7 @@ def test_the_runs_own_datasets_dir_and_k_are_used(tmp_path, dataset_dir, capsys)
     code, out, err = run(["--dataset", "TINY", "--logs_dir", tmp_path / "logs", "--results_dir", tmp_path / "res"],
                          capsys)
     assert code == 0, err
-    assert f"mAP@4    {MAP!r}" in out and "Black footed Albatross" in out
+    assert f"mAP@4    {MAP:.4f}" in out and "Black footed Albatross" in out
 
 
 def test_one_input_is_required(capsys):
@@ -273,7 +278,7 @@ def test_run_name_selects_the_runs_best_dump(run_folders, dataset_dir, capsys):
                           "--datasets_dir", dataset_dir], capsys)
     assert code == 0, err
     assert out.splitlines()[0] == f"dump      {run_folders / 'res' / 'TINY_res' / 'r1' / 'acc0.5625.pkl'}"
-    assert "Prec@4   0.5625 (equals" in out and f"mAP@4    {MAP!r}" in out
+    assert "Prec@4   0.5625 (equals" in out and f"mAP@4    {MAP:.4f}" in out
     # without --run_name: the unnamed run's folder, whose dump is not of TINY's gallery
     code, out, _ = run(["--dataset", "TINY", "--results_dir", run_folders / "res", "--datasets_dir", dataset_dir],
                        capsys)
@@ -322,8 +327,8 @@ def test_history_with_validation_marks_the_selected_round_and_gives_both_figures
     marks = {line[0]: line.split()[1] for line in out.splitlines()
              if line[:2] in ("* ", "+ ") and line.split()[1].isdigit()}
     assert marks == {"*": "3", "+": "4"}  # the earliest of the tied validation rounds is selected
-    assert "test Prec@50 at the best validation round: 0.4 (round 3, val_prec_at_50 = 0.7)" in out
-    assert "best test Prec@50 over all rounds (the reference's protocol): 0.7 (round 4)" in out
+    assert "test Prec@50 at the best validation round: 0.4000 (round 3, val_prec_at_50 = 0.7000)" in out
+    assert "best test Prec@50 over all rounds (the reference's protocol): 0.7000 (round 4)" in out
     code, out, _ = run(["--history", tmp_path / "history.csv", "--json"], capsys)
     r = json.loads(out)
     assert r["selected"]["round"] == 3 and r["val_best"]["round"] == 3 and r["best"]["round"] == 4

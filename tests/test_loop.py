@@ -156,3 +156,12 @@ def test_the_rounds_keep_the_cycle_collector_off_the_heap_they_started_with(tmp_
     loop.run(cfg, progress=False)
     assert len(frozen) == 2 and min(frozen) > 0  # every round ran with the start-up heap frozen
     assert gc.get_freeze_count() == 0  # and gave it back afterwards
+
+
+def test_the_console_gives_scores_with_4_decimals_and_the_files_every_digit(tmp_path, monkeypatch, tiny_dataset,
+                                                                            capsys):
+    summary, run = train(tmp_path, monkeypatch, [0.35179999999999995])
+    said = capsys.readouterr()
+    said = said.out + said.err
+    assert "New best Prec@5 = 0.3518\n" in said and "Done: 1 round, best Prec@5 = 0.3518\n" in said
+    assert dumps(run) == ["acc0.35179999999999995.pkl"] and run.history()[1][0]["prec_at_5"] == 0.35179999999999995

@@ -62,7 +62,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_sweep_report_tables_and_plots(sweep, capsys):
+def test_sweep_report_tables_and_plots(sweep, capsys, drawn):
     assert run_tool("report", [str(sweep)]) == 0
     printed = capsys.readouterr().out
 
@@ -105,9 +105,13 @@ def test_sweep_report_tables_and_plots(sweep, capsys):
     for name in plots:
         assert (sweep / "plots" / name).read_bytes()[:8] == PNG
         assert f"(plots/{name})" in md
+        shown = drawn[str(sweep / "plots" / name)]
+        assert shown["overlaps"] == [] and "chance" in " ".join(shown["texts"])  # legends beside the axes
+    for name in plots[:2]:
+        assert all(float(x).is_integer() for x in drawn[str(sweep / "plots" / name)]["xticks"][0])  # whole rounds
 
 
-def test_select_val_settings_and_pending_trials(tmp_path):
+def test_select_val_settings_and_pending_trials(tmp_path, drawn):
     out = tmp_path / "sweep"
     for seed, lr, precs, val in ((0, 0.001, [0.3, 0.5, 0.4], [0.6, 0.5, 0.7]),
                                  (1, 0.001, [0.2, 0.6, 0.1], [0.8, 0.8, 0.1]),
@@ -135,16 +139,28 @@ def test_select_val_settings_and_pending_trials(tmp_path):
     assert "ridge_prec_at_5_mean" not in summary[0]
     assert "test Prec@5 at best val round" in table and "best test Prec@5 (all rounds)" in table
     assert sorted(os.listdir(out / "plots")) == ["A_CSEM_lr=0.001.png", "A_CSEM_lr=0.01.png", "summary.png"]
+    assert all(shown["overlaps"] == [] for shown in drawn.values()) and len(drawn) == 3
+    one_round = drawn[str(out / "plots" / "A_CSEM_lr=0.01.png")]["xticks"][0]
+    assert one_round == [1.0]  # a setting with one round: one whole tick
 
 
-def test_single_run_folder(tmp_path, capsys):
-    folder = write_trial(tmp_path, "A", 0, "finished", [0.3, 0.6, 0.5], maps=[0.1, 0.45, 0.3])
+def test_single_run_folder(tmp_path, capsys, drawn):
+    datasets = tmp_path / "datasets"
+    make_dataset(str(datasets / "A"))
+    folder = write_trial(tmp_path, "A", 0, "finished", [0.3, 0.6, 0.5], maps=[0.1, 0.45, 0.3], datasets_dir=datasets)
     (folder / "status.yml").unlink()
     assert run_tool("report", [str(folder)]) == 0
     out = capsys.readouterr().out
-    assert "rounds    3" in out and "best round: 2 (prec_at_5 = 0.6, map_at_5 = 0.45)" in out
+    assert "rounds    3" in out and "best round: 2 (prec_at_5 = 0.6000, map_at_5 = 0.4500)" in out
     assert (folder / "plots" / "history.png").read_bytes()[:8] == PNG
     assert sorted(os.listdir(folder)) == ["config.yml", "history.csv", "plots"]  # nothing else written
+    shown = drawn[str(folder / "plots" / "history.png")]
+    assert shown["overlaps"] == [] and "chance Prec@5 0.333" in shown["texts"]  # 3 unseen classes, 4 images each
+    assert all(float(x).is_integer() for ticks in shown["xticks"] for x in ticks)
+    # a run whose dataset is gone: the same plot without a chance line, no error
+    moved = write_trial(tmp_path / "moved", "A", 0, "finished", [0.3, 0.6], datasets_dir=tmp_path / "gone")
+    assert run_tool("report", [str(moved)]) == 0
+    assert not any("chance" in t for t in drawn[str(moved / "plots" / "history.png")]["texts"])
 
 
 @pytest.mark.parametrize("make, message", [
@@ -170,6 +186,9 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, make, message):
     (tmp_path / "acc0.5.pkl").write_bytes(b"")
     assert run_tool("report", [str(tmp_path / "acc0.5.pkl")]) == 2
     assert f"is a retrieval dump: read it with `zscrgan inspect {tmp_path / 'acc0.5.pkl'}`" in capsys.readouterr().err
+    assert run_tool("report", [str(tmp_path)]) == 2  # a results folder: its dumps are read by inspect
+    assert f"it is a results folder; read its dumps with `zscrgan inspect {tmp_path / 'acc0.5.pkl'}`" \
+        in capsys.readouterr().err
 
 
 @pytest.mark.slow

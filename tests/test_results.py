@@ -122,3 +122,14 @@ def test_a_yaml_error_names_line_and_column(tmp_path):
     path.write_text("a: 1\nb: [2,\n")
     with pytest.raises(ResultsError, match=r"line 3, column 1"):
         read_yaml(str(path), "run config", ResultsError)
+
+
+def test_a_runs_flags_find_it_again(tmp_path):
+    """Run.flags: what a message tells a user to give a tool (export) for a run's logs folder."""
+    for name, logs in ((None, tmp_path / "L" / "TINY_logs"), ("r1", tmp_path / "L" / "TINY_logs" / "r1")):
+        logs.mkdir(parents=True)
+        (logs / "config.yml").write_text(yaml.safe_dump({"dataset": "TINY", "run_name": name}))
+        flags = Run.at(str(logs) + os.sep).flags()
+        assert flags == f"--dataset TINY{' --run_name r1' if name else ''} --logs_dir {tmp_path / 'L'}"
+        found = Run.find("TINY", name, str(tmp_path / "L"))
+        assert os.path.normpath(found.logs) == str(logs)

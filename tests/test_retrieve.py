@@ -76,7 +76,23 @@ def test_an_index_that_is_a_folder_and_a_run_folder_for_a_model_are_named(fake_e
     status = cli.main([str(run), "--dataset", "TINY"], only="retrieve")
     err = capsys.readouterr().err.strip()
     assert status == 2 and f"{run} is a run folder, not a zscrgan export" in err
-    assert "--out NEW_FOLDER" in err and f"--out {run}" not in err  # never a command that would fail
+    assert f"`zscrgan export --dataset TINY --logs_dir {tmp / 'logs'} --out NEW_FOLDER`" in err  # never --out {run}
+
+
+def test_classes_are_labelled_by_what_the_exported_run_trained_on(fake_export):
+    """retrieve --map's words for a class: the export's dataset split less the validation classes
+    its config records; nothing when the dataset or the held-out classes cannot be known."""
+    import argparse
+    from conftest import make_dataset
+    from zscrgan.tools.retrieve import class_kinds
+    tmp, _ = fake_export
+    make_dataset(str(tmp / "datasets" / "TINY"))  # seen 0-3, unseen 4-6
+    args = argparse.Namespace(datasets_dir=str(tmp / "datasets"))
+    meta = {"dataset": "TINY", "config": {"val_classes": [1]}}
+    assert class_kinds(args, meta) == {0: "seen", 1: "held out", 2: "seen", 3: "seen", 4: "unseen", 5: "unseen",
+                                       6: "unseen"}
+    assert class_kinds(args, {"dataset": "TINY", "config": {"val_classes": 2}}) == {}  # which 2: unknown
+    assert class_kinds(args, {"dataset": "GONE", "config": {}}) == {}
 
 
 def _dicts(folder, rng, n_classes=3, per_class=4):
@@ -137,7 +153,7 @@ def test_seed_noise_file_and_samples(tiny_export, tmp_path):
         proc = tool_process("retrieve", model, *base, *extra, "--out", tmp_path / f"{name}.csv")
         assert proc.returncode == 0, proc.stderr[-2000:]
         outputs[name] = (tmp_path / f"{name}.csv").read_text()
-        assert ",," in outputs[name]  # arrays: gallery_class unknown
+        assert ",," in outputs[name] and outputs[name].endswith(",\n")  # arrays: both classes unknown
     assert outputs["seed"] == outputs["file"] and outputs["seed3"] == outputs["file3"]
     assert outputs["seed"] != outputs["seed3"]
 
@@ -155,3 +171,4 @@ def test_dataset_pictures_and_index_of_the_split(tiny_export, tmp_path):
     proc = tool_process("retrieve", model, *flags, "--index", tmp_path / "idx.npz", "--out", tmp_path / "b.csv")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "a.csv").read_text().splitlines()[1:] == (tmp_path / "b.csv").read_text().splitlines()[1:]
+    assert all(line.split(",")[5] in ("4", "5", "6") for line in (tmp_path / "a.csv").read_text().splitlines()[1:])

@@ -10,6 +10,7 @@ from zscrgan.config import is_int
 from zscrgan.data.pickles import Refused, restricted_load
 from zscrgan.errors import ResultsError
 from zscrgan.files import atomic_write
+from zscrgan.results.history import HISTORY_FILE
 
 # Dumps hold only lists, dicts and numbers. The reference (Python 2) pickled numpy int64
 # class ids, which arrive as numpy scalars; nothing else is admitted.
@@ -102,6 +103,8 @@ def _not_a_file(path):
     if not os.path.isdir(path):
         return "no such file"
     held = [os.path.basename(p) for p in dumps_in(path)]
+    if not held and os.path.isfile(os.path.join(path, HISTORY_FILE)):
+        return f"a run's logs folder, not a dump: read its rounds with `zscrgan inspect --history {path}`"
     if not held:
         return "a folder, not a dump acc<score>.pkl (and it holds none)"
     return f"a folder, not a dump: give one of the dumps it holds ({', '.join(held[:3])}{', ...' * (len(held) > 3)})"

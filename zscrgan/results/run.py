@@ -110,6 +110,16 @@ class Run:
         results = run_dirs(saved["dataset"], saved.get("run_name"), None, saved.get("results_dir"))[1]
         return cls({}, logs, results, saved)
 
+    def flags(self):
+        """The flags by which a tool finds this run from its logs folder: `--dataset D [--run_name N]
+        --logs_dir DIR` (run_dirs' layout read backwards), or None when its config names no dataset."""
+        dataset, name = self.cfg.get("dataset"), self.cfg.get("run_name")
+        if not dataset:
+            return None
+        dataset_logs = os.path.dirname(os.path.normpath(self.logs)) if name else os.path.normpath(self.logs)
+        return f"--dataset {dataset}" + (f" --run_name {name}" if name else "") + \
+            f" --logs_dir {os.path.dirname(dataset_logs) or '.'}"
+
     def path(self, name):
         """A file or folder of the run's logs folder (CONFIG_FILE, SHAPE_FILE, HISTORY_FILE, PLOTS, ...)."""
         return os.path.join(self.logs, name)

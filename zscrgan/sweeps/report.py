@@ -9,7 +9,8 @@ trial's config.yml and history.csv give its scores. `write_report(DIR)` writes
 - DIR/summary.csv and DIR/summary.md: per dataset and setting (the grid's values), the counts of
   finished, stopped and failed trials, and over the finished seeds the mean, sample standard
   deviation (ddof = 1; none for a single seed), min and max of those scores, beside the ridge
-  and CCA baselines of zscrgan.model.baselines fitted with the same seeds and chance;
+  and CCA baselines of zscrgan.model.baselines fitted with the same seeds and chance (computed
+  once: zscrgan.sweeps.baseline_cache keeps them in DIR/.baselines/);
 - DIR/plots/<D>[_<setting>].png: Prec@K per round, mean over seeds with a min-max band, and
   DIR/plots/summary.png: every dataset and setting with error bars and the baselines marked.
 Bad input (a folder without trials, an unreadable file) raises ReportError, nothing written.
@@ -22,12 +23,13 @@ import re
 
 import numpy as np
 
-from zscrgan.data.dataset import DatasetError, dataset_folder, load_dataset
 from zscrgan.errors import BadInput
 from zscrgan.files import atomic_write
+from zscrgan.results.dumps import best_named_dump
 from zscrgan.results.history import map_column, prec_column
 from zscrgan.results.run import PLOTS, Run
 from zscrgan.results.trials import Trial, setting_label, trial_folders, value_text
+from zscrgan.sweeps.baseline_cache import CACHE, Baselines
 from zscrgan.toolkit import pictures
 
 BASELINES = ("ridge", "cca")  # the keys of zscrgan.model.baselines' rows, and the columns' prefixes
@@ -98,30 +100,6 @@ def stats(values):
         return None, None, None, None
     std = float(np.std(values, ddof=1)) if len(values) > 1 else None
     return float(np.mean(values)), std, float(min(values)), float(max(values))
-
-
-class Baselines:
-    """zscrgan.model.baselines' ridge, CCA and chance scores, computed once per (dataset folder, seed, K)."""
-
-    def __init__(self):
-        self.datasets, self.scores = {}, {}
-
-    def __call__(self, datasets_dir, name, seed, k):
-        """{"ridge"|"cca"|"chance": (Prec@K, mAP@K)}, or a note (str) when the dataset cannot be loaded."""
-        folder = os.path.join(datasets_dir, name)
-        if folder not in self.datasets:
-            try:
-                self.datasets[folder] = load_dataset(dataset_folder(datasets_dir, name))
-            except DatasetError as e:
-                self.datasets[folder] = f"no baselines: {e}"
-        dataset = self.datasets[folder]
-        if isinstance(dataset, str):
-            return dataset
-        if (folder, seed, k) not in self.scores:
-            from zscrgan.model import baselines  # TensorFlow: imported only when baselines are wanted
-            _, rows = baselines.compare(dataset, k, seed)
-            self.scores[folder, seed, k] = {row.key: (row.prec, row.map) for row in rows}
-        return self.scores[folder, seed, k]
 
 
 def _stat_columns(prefix, values):
@@ -306,7 +284,7 @@ def plot_curves(path, title, group, k, baseline_row=None):
         rounds = sorted(by_round)
         values = [by_round[r] for r in rounds]
         n = len({t["trial"] for t in group if any(r.get(column) is not None for r in t["rows"])})
-        line, = ax.plot(rounds, [np.mean(v) for v in values], style,
+        line, = ax.plot(rounds, [np.mean(v) for v in values], style, marker="o" if len(rounds) == 1 else None,
                         label=f"ZSCRGAN {label} Prec@{k}, mean of {n} seed{'s' * (n != 1)}")
         ax.fill_between(rounds, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
                         alpha=0.2, linewidth=0, label=f"{label}: min-max over seeds")
@@ -320,7 +298,8 @@ def plot_curves(path, title, group, k, baseline_row=None):
             ax.axhline(chance, color="gray", linestyle=":", label=f"chance {chance:.3f}")
     ax.set(title=title, xlabel="round", ylabel=f"Prec@{k} (unseen classes)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    pictures.whole_rounds(ax)
+    pictures.legend_beside(ax)
     pictures.save(fig, path)
 
 
@@ -346,14 +325,15 @@ def plot_summary(path, summary, labels):
     chance = [(i, row.get(f"chance_prec_at_{row['top_k']}")) for i, row in enumerate(summary)]
     chance = [(i, c) for i, c in chance if c is not None]
     if chance:
-        ax.scatter([i for i, _ in chance], [c for _, c in chance], marker="_", s=900, color="gray", label="chance")
+        ax.hlines([c for _, c in chance], [i - 0.3 for i, _ in chance], [i + 0.3 for i, _ in chance], color="gray",
+                  label="chance")
     at = _at(summary)
     ax.set_xticks(x, labels, rotation=20 if len(summary) > 4 else 0, ha="right" if len(summary) > 4 else "center",
                   fontsize=8)
     ax.set(title=f"best Prec{at} per dataset and setting, over the finished seeds", ylabel=f"Prec{at}",
            xlim=(-0.6, len(summary) - 0.4))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    pictures.legend_beside(ax)
     pictures.save(fig, path)
 
 
@@ -369,10 +349,12 @@ def write_report(out_dir, baselines=True):
         raise ReportError(f"{out_dir}: no such folder")
     trials = find_trials(out_dir)
     if not trials:
-        raise ReportError(f"{out_dir} holds no sweep trials (logs/<dataset>_logs/<trial>/status.yml) "
-                          "and no history.csv of a run")
+        dump = best_named_dump(out_dir)
+        raise ReportError(f"{out_dir} holds no sweep trials (logs/<dataset>_logs/<trial>/status.yml) and no "
+                          "history.csv of a run" + (f": it is a results folder; read its dumps with `zscrgan inspect "
+                                                    f"{dump}`" if dump else ""))
     groups = groups_of(trials)
-    summary = summarise(groups, Baselines() if baselines else None)
+    summary = summarise(groups, Baselines(os.path.join(out_dir, CACHE)) if baselines else None)
     table = summary_table(groups, summary)
     plots = os.path.join(out_dir, PLOTS)
     os.makedirs(plots, exist_ok=True)

@@ -13,6 +13,7 @@ import numpy as np
 
 from zscrgan.errors import BadInput
 from zscrgan.files import read_yaml
+from zscrgan.results.run import CONFIG_FILE, Run
 
 FORMAT = "zscrgan-export-1"
 META = "zscrgan.yml"
@@ -82,11 +83,23 @@ def read_meta(folder):
     meta = read_yaml(path, "export description", ExportError)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT \
             or not os.path.isfile(os.path.join(folder, "saved_model.pb")):
-        run = any(os.path.exists(os.path.join(folder, f)) for f in ("config.yml", "history.csv", "latest"))
-        raise ExportError(f"{folder} is {'a run folder, ' if run else ''}not a zscrgan export (it needs "
-                          f"saved_model.pb and a {META} of format {FORMAT}): write one into a new folder with "
-                          f"`zscrgan export --dataset D [--run_name N] --out NEW_FOLDER`, then give NEW_FOLDER")
+        raise ExportError(f"{folder} is {_what(folder)}not a zscrgan export (it needs saved_model.pb and a {META} "
+                          f"of format {FORMAT}): write one into a new folder with "
+                          f"`zscrgan export {_run_flags(folder)} --out NEW_FOLDER`, then give NEW_FOLDER")
     return meta
+
+
+def _what(folder):
+    return "a run folder, " if os.path.isfile(os.path.join(folder, CONFIG_FILE)) else ""
+
+
+def _run_flags(folder):
+    """The export flags of the run whose logs folder this is, else placeholders."""
+    try:
+        flags = Run.at(folder).flags() if _what(folder) else None
+    except BadInput:  # an unreadable config.yml: the placeholders still say what to give
+        flags = None
+    return flags or "--dataset D [--run_name N] [--logs_dir DIR]"
 
 
 class Model:

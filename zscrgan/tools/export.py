@@ -68,7 +68,7 @@ def main(args):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"Exported {prefix} (round {int(ckpt.round)}) to {args.out}: self-check Prec@{cfg.top_k} = "
-          f"{check[f'prec_at_{cfg.top_k}']} on {check['queries']} queries, rankings identical to the Evaluator's")
+          f"{check[f'prec_at_{cfg.top_k}']:.4f} on {check['queries']} queries, rankings identical to the Evaluator's")
     return 0
 
 

@@ -137,12 +137,12 @@ def _name(cid, name):
 def format_dump(r):
     """The human-readable dump report."""
     k = r["k"]
-    prec = f"Prec@{k}   {r['prec_at_k']!r}"
+    prec = f"Prec@{k}   {r['prec_at_k']:.4f}"
     lines = [f"dump      {r['file']}",
              f"queries   {r['queries']} in {r['classes']} classes, top {k} retrieved for each",
              prec if r["score_matches_name"] is False else f"{prec} ({r['score_note']})"]
     if r["map_at_k"] is not None:
-        lines.append(f"mAP@{k}    {r['map_at_k']!r}")
+        lines.append(f"mAP@{k}    {r['map_at_k']:.4f}")
     if r["score_matches_name"] is False:
         lines.append(r["score_note"])
     lines += [f"note: {n}" for n in r["notes"]]
@@ -254,7 +254,7 @@ def format_history(h):
         best = h["best"]
         extra = "".join(f", {c} = {_cell(c, best[c])}" for c in h["columns"]
                         if c.startswith("map_at_") and best.get(c) is not None)
-        lines.append(f"best round: {best['round']} ({h['metric']} = {best[h['metric']]!r}{extra})")
+        lines.append(f"best round: {best['round']} ({h['metric']} = {_cell(h['metric'], best[h['metric']])}{extra})")
     else:
         lines += _validation_lines(h)
     return "\n".join(lines)
@@ -269,11 +269,11 @@ def _validation_lines(h):
              + (f"; + round {other['round']}, the best {'test' if kind == 'validation' else 'validation'} "
                 f"round" if other is not None and other is not h["selected"] else "")]
     if val_best is not None:
-        lines.append(f"test Prec@{k} at the best validation round: {val_best[metric]!r} (round {val_best['round']}, "
-                     f"val_{metric} = {val_best['val_' + metric]!r})")
+        lines.append(f"test Prec@{k} at the best validation round: {_cell(metric, val_best[metric])} (round {val_best['round']}, "
+                     f"val_{metric} = {_cell(metric, val_best['val_' + metric])})")
     else:
         lines.append(f"test Prec@{k} at the best validation round: none (val_{metric} is empty in every row)")
-    lines.append(f"best test Prec@{k} over all rounds (the reference's protocol): {best[metric]!r} "
+    lines.append(f"best test Prec@{k} over all rounds (the reference's protocol): {_cell(metric, best[metric])} "
                  f"(round {best['round']})")
     return lines
 

@@ -11,6 +11,7 @@ and exit status 2, and nothing is written.
 import os
 import re
 
+from zscrgan.data.dataset import DatasetError, dataset_folder, eval_split, load_dataset
 from zscrgan.results.dumps import name_score
 from zscrgan.results.history import HISTORY_FILE, map_column, prec_column
 from zscrgan.results.run import PLOTS, Run
@@ -18,31 +19,51 @@ from zscrgan.sweeps.report import ReportError, score_columns, write_report
 from zscrgan.toolkit import pictures
 
 
-def plot_history(path, run, columns, rows, name=""):
-    """One run: Prec@K (and validation Prec@K) and mAP@K per round above, one small panel per loss below."""
+def plot_history(path, run, columns, rows, name="", chance=None):
+    """One run: Prec@K (and validation Prec@K) and mAP@K per round above, with the chance Prec@K
+    when known, one small panel per loss below."""
     plt, k = pictures.pyplot(), run.top_k
     losses = [c for c in ("d_loss", "g_loss", "kl_loss", "csem_loss") if c in columns]
-    fig = plt.figure(figsize=(10, 6.5))
+    fig = plt.figure(figsize=(12, 6.5))
     grid = fig.add_gridspec(2, max(1, len(losses)), height_ratios=(1.4, 1))
     ax = fig.add_subplot(grid[0, :])
     rounds = [r["round"] for r in rows]
     for column in [c for c in columns if re.fullmatch(r"(val_)?(prec|map)_at_\d+", c)]:
-        ax.plot(rounds, [r.get(column) for r in rows], "--" if column.startswith("val") else "-", label=column)
+        ax.plot(rounds, [r.get(column) for r in rows], "--" if column.startswith("val") else "-", label=column,
+                marker="o" if len(rows) == 1 else None)
     chosen = run.selected(rows)
     if chosen is not None:
-        ax.axvline(chosen["round"], color="gray", linestyle=":",
+        ax.axvline(chosen["round"], color="tab:purple", linestyle="-.", alpha=0.7,
                    label=f"selected round {chosen['round']} ({run.select}: {run.selection_key} "
                          f"{chosen[run.selection_key]:.4f})")
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle=":", label=f"chance Prec@{k} {chance:.3f}")
     ax.set(xlabel="round", ylabel="score (unseen classes)", title=f"{name}: Prec@{k} and mAP@{k} per round".lstrip(": "))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    pictures.whole_rounds(ax)
+    pictures.legend_beside(ax)
     for i, column in enumerate(losses):
         loss_ax = fig.add_subplot(grid[1, i])
-        loss_ax.plot(rounds, [r.get(column) for r in rows], color="tab:gray")
+        loss_ax.plot(rounds, [r.get(column) for r in rows], color="tab:gray", marker="o" if len(rows) == 1 else None)
         loss_ax.set(title=column, xlabel="round")
         loss_ax.grid(alpha=0.3)
+        pictures.whole_rounds(loss_ax)
     fig.tight_layout()
     pictures.save(fig, path)
+
+
+def chance_prec(run):
+    """The expected Prec@K of a random ranking of the run's unseen gallery, or None when its
+    config.yml names no dataset or the dataset cannot be loaded (the plot then goes without it)."""
+    from zscrgan.model.baselines import chance
+    if not (run.saved or {}).get("dataset"):
+        return None
+    try:
+        dataset = load_dataset(dataset_folder(run.datasets_dir, run.saved["dataset"]))
+    except DatasetError:
+        return None
+    _, query_labels, _, gallery_labels = eval_split(dataset)
+    return chance(gallery_labels, query_labels, run.top_k)[0]
 
 
 def report_run(folder):
@@ -54,20 +75,27 @@ def report_run(folder):
         raise ReportError(f"{run.history_path} has no {prec_column(k)} column (the run's top_k)")
     os.makedirs(run.path(PLOTS), exist_ok=True)
     path = os.path.join(run.path(PLOTS), "history.png")
-    plot_history(path, run, columns, rows, " ".join(str(run.cfg[c]) for c in ("dataset", "run_name") if run.cfg.get(c)))
+    plot_history(path, run, columns, rows, " ".join(str(run.cfg[c]) for c in ("dataset", "run_name") if run.cfg.get(c)),
+                 chance_prec(run))
     scores = score_columns(run, rows)
     lines = [f"run       {folder}", f"rounds    {len(rows)}"]
     if not scores:
         lines.append(f"best round: none (no round has a prec_at_{k} yet)")
     else:
         best = run.best_test(rows)
-        mean_ap = "" if best.get(map_column(k)) is None else f", {map_column(k)} = {best[map_column(k)]!r}"
-        lines.append(f"best round: {best['round']} ({prec_column(k)} = {best[prec_column(k)]!r}{mean_ap})")
+        mean_ap = "" if best.get(map_column(k)) is None else f", {map_column(k)} = {best[map_column(k)]:.4f}"
+        lines.append(f"best round: {best['round']} ({prec_column(k)} = {best[prec_column(k)]:.4f}{mean_ap})")
     if "best_val_round" in scores:
         lines.append(f"best validation round: {scores['best_val_round']} (val_prec_at_{k} = "
-                     f"{scores[f'val_prec_at_{k}']!r}, prec_at_{k} = {scores[f'test_prec_at_{k}_at_best_val']!r})")
+                     f"{_score(scores[f'val_prec_at_{k}'])}, "
+                     f"prec_at_{k} = {_score(scores[f'test_prec_at_{k}_at_best_val'])})")
     lines.append(f"plot      {path}")
     return "\n".join(lines)
+
+
+def _score(value):
+    """A score on the console: 4 decimals (the files keep every digit), '-' for none."""
+    return "-" if value is None else f"{value:.4f}"
 
 
 def add_arguments(p):

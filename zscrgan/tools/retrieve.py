@@ -16,7 +16,9 @@ import os
 
 import numpy as np
 
-from zscrgan.data.dataset import class_vectors, dataset_folder, eval_split, load_dataset, load_pickle, stack
+from zscrgan.data.dataset import (DatasetError, class_vectors, dataset_folder, eval_split, load_dataset, load_pickle,
+                                  stack)
+from zscrgan.data.selection import training_split
 from zscrgan.errors import UsageError
 from zscrgan.files import atomic_write
 from zscrgan.results.dumps import write_dump
@@ -174,6 +176,21 @@ def main(args):
     return _retrieve(args, meta, inputs, index, noise, k, labelled)
 
 
+def class_kinds(args, meta):
+    """{class id: "seen" | "held out" | "unseen"}: what the exported run trained on (its dataset's
+    split less the validation classes its config records), or {} when that cannot be read."""
+    held = meta["config"].get("val_classes")
+    if held is not None and not isinstance(held, list):  # not resolved to ids: which were held out is unknown
+        return {}
+    try:
+        dataset = load_dataset(dataset_folder(datasets_dir(args, meta["config"]), meta["dataset"]))
+    except DatasetError:
+        return {}
+    trained = training_split(dataset, held).train_ids
+    return {**{c: "unseen" for c in dataset.test_ids}, **{c: "held out" for c in held or ()},
+            **{c: "seen" for c in trained}}
+
+
 def model_id(meta):
     """What names a model in an index file: dataset, checkpoint and round."""
     ck = meta["checkpoint"]
@@ -234,7 +251,8 @@ def _retrieve(args, meta, inputs, index, noise, k, labelled):
             print(f"Grid: {args.show}")
         if args.map:
             seen = inputs.seen and (model.embed_image(inputs.seen[0]), inputs.seen[1])
-            pictures.tsne_map(args.map, gallery, inputs.gallery_labels, queries, inputs.query_labels, seen)
+            pictures.tsne_map(args.map, gallery, inputs.gallery_labels, queries, inputs.query_labels, seen,
+                              class_kinds(args, meta))
             print(f"Map: {args.map}")
     return 0
 
