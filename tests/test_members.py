@@ -1,6 +1,7 @@
 """Seeds together (`--seeds`, zscrgan/run/members.py, docs/algorithm.md §11.5): each member of a
 group is an ordinary run, byte for byte the run of its seed alone; selection, patience and
 divergence are each member's own; a killed group resumes to the uninterrupted group."""
+import csv
 import os
 import subprocess
 
@@ -83,6 +84,20 @@ def test_a_member_is_read_evaluated_and_exported_like_any_run(group, tmp_path, c
     assert (tmp_path / "model" / "saved_model.pb").is_file()
 
 
+@pytest.mark.slow
+def test_report_summarises_the_members_as_a_sweeps_seeds(group, tmp_path, capsys):
+    folders = [run.logs for run in member_runs(group)]
+    assert run_tool("report", folders) == 0
+    table = capsys.readouterr().out
+    assert "| TINY    | 3        | 0       | 0      |" in table and "give --out DIR" in table
+    assert run_tool("report", [*folders, "--out", tmp_path / "rep", "--no_baselines"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "rep" / "results.csv")))
+    assert [(r["seed"], r["trial"], r["status"]) for r in rows] == [(str(s), f"seed{s}", "finished") for s in SEEDS]
+    assert (tmp_path / "rep" / "plots" / "TINY.png").is_file()
+    assert run_tool("report", [folders[0], group / "res"]) == 2
+    assert "is not a run's logs folder" in capsys.readouterr().err
+
+
 # Each step resumes the previous one's remains; the last finishes the group.
 KILL_CHAIN = [
     ("write:checkpoint_state:latest,2,KILL", -9),  # round 1: seed0 points at it, seed1 has only staged it
@@ -130,6 +145,7 @@ def test_patience_stops_each_member_on_its_own(tmp_path, monkeypatch, capsys):
     assert [(s["rounds"], s["stopped_early"], s["best"]) for s in summaries] == [(3, True, 0.5), (6, False, 0.6)]
     first, second = member_runs(tmp_path, seeds=[0, 1])
     assert len(first.history()[1]) == 3 and len(second.history()[1]) == 6
+    assert Run.at(first.logs).finished() and Run.at(second.logs).finished()  # by its patience, or all epochs
     assert "seed0: Stopped early after round 3" in capsys.readouterr().out
     assert loop.run(cfg, resume=True, progress=False) == summaries  # nothing left to do for either
 

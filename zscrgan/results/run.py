@@ -226,6 +226,14 @@ class Run:
         latest = self.checkpoint(LATEST)
         return round_of(latest) if latest else 0
 
+    def finished(self):
+        """Whether the run has nothing left to do: all its epochs done, or stopped early by its
+        `patience` (docs/algorithm.md §11.2)."""
+        done = self.rounds_done()
+        best = self.checkpoint(BEST)
+        return done >= self.cfg["epochs"] or Selected(round_of(best) if best else 0, None, None).patience_over(
+            self.cfg.get("patience", 0), done)
+
     def selected_so_far(self, score, rows):
         """The Selected round of a run in progress: the round its best/ checkpoint holds (0 before
         any), `score` the best score its checkpoint records, and that round's test Prec@K in `rows`."""

@@ -35,6 +35,10 @@ from zscrgan.toolkit import pictures
 BASELINES = ("ridge", "cca")  # the keys of zscrgan.model.baselines' rows, and the columns' prefixes
 
 
+# What a report writes into its folder.
+REPORT_FILES = ("results.csv", "summary.csv", "summary.md", PLOTS, CACHE)
+
+
 class ReportError(BadInput, ValueError):
     """A folder or file the report cannot read; the message says which and why."""
 
@@ -73,6 +77,29 @@ def read_trial(folder):
             "seconds": status.get("seconds"), "attempts": status.get("attempts"), "node": status.get("node"),
             "datasets_dir": run.cfg["datasets_dir"], "k": run.top_k if rows else None, "rows": rows,
             "scores": score_columns(run, rows)}
+
+
+def read_run(folder):
+    """A run's logs folder as a trial of a report (several runs summarised as a sweep's seeds):
+    finished when it has nothing left to do, else stopped (counted, not averaged)."""
+    run = Run.at(folder)
+    rows = run.history(missing_ok=False)[1]
+    return {"folder": folder, "dataset": str(run.cfg["dataset"]), "seed": run.cfg["seed"], "grid": {},
+            "trial": run.cfg.get("run_name") or os.path.basename(os.path.normpath(folder)),
+            "status": "finished" if run.finished() else "stopped", "error": None, "rounds_done": run.rounds_done(),
+            "seconds": None, "attempts": None, "node": None, "datasets_dir": run.cfg["datasets_dir"],
+            "k": run.top_k if rows else None, "rows": rows, "scores": score_columns(run, rows)}
+
+
+def read_runs(folders):
+    """read_run of each folder, ordered by dataset and seed."""
+    return sorted((read_run(folder) for folder in folders), key=lambda t: (t["dataset"], _order(t["seed"])))
+
+
+def runs_table(folders):
+    """The summary table of several run folders, without the baselines; nothing is written."""
+    groups = groups_of(read_runs(folders))
+    return summary_table(groups, summarise(groups))
 
 
 def find_trials(out_dir):
@@ -340,14 +367,19 @@ def plot_summary(path, summary, labels):
 # --------------------------------------------------------------------------- entry points
 
 
-def write_report(out_dir, baselines=True):
+def write_report(out_dir, baselines=True, runs=None):
     """Write a sweep's results.csv, summary.csv, summary.md and plots/*.png; return the summary table.
+    runs: run logs folders to summarise instead of the sweep in out_dir (which may then be new).
 
     Raises ReportError when out_dir holds no trials or a file cannot be read (nothing written then).
     """
-    if not os.path.isdir(out_dir):
+    if runs:
+        trials = read_runs(runs)
+        os.makedirs(out_dir, exist_ok=True)
+    elif not os.path.isdir(out_dir):
         raise ReportError(f"{out_dir}: no such folder")
-    trials = find_trials(out_dir)
+    else:
+        trials = find_trials(out_dir)
     if not trials:
         dump = best_named_dump(out_dir)
         raise ReportError(f"{out_dir} holds no sweep trials (logs/<dataset>_logs/<trial>/status.yml) and no "

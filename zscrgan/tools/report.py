@@ -2,6 +2,7 @@
 
     python -m zscrgan report DIR                        a sweep's folder (python -m zscrgan sweep --out DIR)
     python -m zscrgan report ckt_logs/CUB_logs[/NAME]   one run's logs folder (it holds history.csv)
+    python -m zscrgan report RUN RUN ... [--out DIR]    several runs summarised as a sweep's seeds
 
 A sweep's report (results.csv, summary.csv, summary.md, plots/) is zscrgan.sweeps.report's. For
 one run's logs folder it writes <folder>/plots/history.png and prints the best round. Bad
@@ -12,10 +13,12 @@ import os
 import re
 
 from zscrgan.data.dataset import DatasetError, dataset_folder, eval_split, load_dataset
+from zscrgan.errors import UsageError
+from zscrgan.files import check_new_folder
 from zscrgan.results.dumps import name_score
 from zscrgan.results.history import HISTORY_FILE, map_column, prec_column
 from zscrgan.results.run import PLOTS, Run
-from zscrgan.sweeps.report import ReportError, score_columns, write_report
+from zscrgan.sweeps.report import REPORT_FILES, ReportError, runs_table, score_columns, write_report
 from zscrgan.toolkit import pictures
 
 
@@ -99,21 +102,55 @@ def _score(value):
 
 
 def add_arguments(p):
-    p.add_argument("dir", help="a sweep's --out folder, or one run's logs folder (holding history.csv)")
+    p.add_argument("dir", nargs="+", metavar="DIR",
+                   help="a sweep's --out folder, or one run's logs folder (holding history.csv), or several "
+                        "run folders to summarise as a sweep's seeds (e.g. the members of a --seeds group)")
+    p.add_argument("--out", metavar="DIR", help="with several run folders: write results.csv, summary.csv, "
+                                                "summary.md and plots/ there (default: print the table only)")
     p.add_argument("--no_baselines", action="store_true", help="skip the ridge, CCA and chance baselines")
 
 
+def _not_a_folder(path):
+    """ReportError for a file given where report takes a folder, saying what the file is."""
+    hint = (f"a retrieval dump: read it with `zscrgan inspect {path}`" if name_score(path) else
+            f"a history: give its folder, `zscrgan report {os.path.dirname(path) or '.'}`"
+            if os.path.basename(path) == HISTORY_FILE else "a file")
+    return ReportError(f"{path} is {hint}, not a folder (report takes a sweep's --out folder or a run's logs folder)")
+
+
+def report_runs(folders, out, baselines):
+    """Several run folders summarised as a sweep's seeds: the table, and the files with `out`."""
+    for folder in folders:
+        if os.path.isfile(folder):
+            raise _not_a_folder(folder)
+        if not os.path.isfile(os.path.join(folder, HISTORY_FILE)):
+            raise ReportError(f"{folder} is not a run's logs folder (it holds no {HISTORY_FILE}): give run folders, "
+                              "or one sweep's --out folder alone")
+    if out is None:
+        print(runs_table(folders))
+        print("\ngive --out DIR to write results.csv, summary.csv, summary.md and plots/ (with the baselines)")
+        return
+    check_new_folder(out, ignore=REPORT_FILES, way="give a new folder, or the folder of an earlier report of these runs")
+    print(write_report(out, baselines=baselines, runs=folders))
+    print(f"\nwrote {', '.join(os.path.join(out, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
+          f"and {os.path.join(out, PLOTS)}/")
+
+
 def main(args):
-    if os.path.isfile(os.path.join(args.dir, HISTORY_FILE)):
-        print(report_run(args.dir))
+    if len(args.dir) > 1:
+        report_runs(args.dir, args.out, not args.no_baselines)
         return 0
-    if os.path.isfile(args.dir):
-        hint = (f"a retrieval dump: read it with `zscrgan inspect {args.dir}`" if name_score(args.dir) else
-                f"a history: give its folder, `zscrgan report {os.path.dirname(args.dir) or '.'}`"
-                if os.path.basename(args.dir) == HISTORY_FILE else "a file")
-        raise ReportError(f"{args.dir} is {hint}, not a folder (report takes a sweep's --out folder or a run's logs folder)")
-    table = write_report(args.dir, baselines=not args.no_baselines)
+    if args.out:
+        raise UsageError("--out is for several run folders; a sweep's report goes to its folder, a run's plot to "
+                         "its plots/")
+    folder, = args.dir
+    if os.path.isfile(os.path.join(folder, HISTORY_FILE)):
+        print(report_run(folder))
+        return 0
+    if os.path.isfile(folder):
+        raise _not_a_folder(folder)
+    table = write_report(folder, baselines=not args.no_baselines)
     print(table)
-    print(f"\nwrote {', '.join(os.path.join(args.dir, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
-          f"and {os.path.join(args.dir, 'plots')}/")
+    print(f"\nwrote {', '.join(os.path.join(folder, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
+          f"and {os.path.join(folder, PLOTS)}/")
     return 0
