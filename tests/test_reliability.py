@@ -10,6 +10,7 @@ import os
 import pathlib
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,9 +28,11 @@ FLAGS = [*TINY_FLAGS, "--eval_ks", "5"]
 
 
 def start(base, *args, fault=None):
+    """run_exp.py in a process whose SIGINT is Python's KeyboardInterrupt, as in a terminal, even
+    when the tests run as a background job (which starts its processes with SIGINT ignored)."""
     cmd, env = run_exp_command(base, *FLAGS, *args, fault=fault)
-    return subprocess.Popen(cmd, cwd=str(base), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, cwd=str(base), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def run(base, *args, fault=None):
