@@ -329,6 +329,9 @@ def test_a_new_run_into_a_results_folder_holding_another_runs_dumps_is_refused(t
     assert "--run_name" in lines[-1] and f"delete {base / 'B' / 'TINY_logs'} and {res}" in lines[-1]
     assert {p.name: p.read_bytes() for p in res.iterdir()} == before
     assert not (base / "B" / "TINY_logs" / "history.csv").exists()
+    rc, _, err = run(base, "--epochs", "1", "--resume", "--logs_dir", str(base / "B"))  # nothing of B's to resume
+    assert rc == 2 and err.strip().splitlines()[-1].startswith(f"error: {res} holds the dumps of another run")
+    assert {p.name: p.read_bytes() for p in res.iterdir()} == before
     rc, out, err = run(base, "--epochs", "2", "--resume", *first)
     assert rc == 0 and "Resuming from round 1" in out, err
 

@@ -17,7 +17,7 @@ def gpus():
 
 
 def configure(cfg):
-    """Turn memory growth on for every visible GPU and set TF32 as cfg.tf32 says. Growth can
+    """Turn memory growth on for every visible GPU and set TF32 as cfg["tf32"] says (off when absent). Growth can
     only be set before a GPU's first use: a GPU this process already uses without it is
     reported."""
     import tensorflow as tf
@@ -29,7 +29,7 @@ def configure(cfg):
         except RuntimeError:
             print(f"warning: memory growth is off on {short_name(gpu)}: TensorFlow had already started "
                   "in this process", file=sys.stderr)
-    tf.config.experimental.enable_tensor_float_32_execution(bool(cfg.tf32))
+    tf.config.experimental.enable_tensor_float_32_execution(bool(cfg.get("tf32", False)))
 
 
 def short_name(device):

@@ -78,7 +78,9 @@ def check_can_train(resume, run, shape, cfg):
                          f"continue it with --resume, or start a new run with a --run_name (or another "
                          f"--logs_dir and --results_dir); to start over, delete {log_dir} and {run.results}")
     dumps = run.dumps()
-    if not resume and dumps:
+    # With --resume, dumps beside no checkpoint are this run's when it started here (config.yml:
+    # killed before its first checkpoint), another run's when it did not.
+    if dumps and not (resume and os.path.isfile(run.path(CONFIG_FILE))):
         raise UsageError(f"{run.results} holds the dumps of another run ({os.path.basename(dumps[0])}"
                          f"{', ...' * (len(dumps) > 1)}): start this run with a --run_name or another --results_dir; "
                          f"to start over, delete {log_dir} and {run.results}")

@@ -108,8 +108,12 @@ class Model:
     def __init__(self, folder, meta=None):
         """meta: zscrgan.yml's content when already read (the export's self-check passes {})."""
         import tensorflow as tf
+
+        from zscrgan.run import devices
         self.meta = read_meta(folder) if meta is None else meta
         self.folder = folder
+        if self.meta.get("config") is not None:  # memory growth, and TF32 as the run had it
+            devices.configure(self.meta["config"])
         self.saved = tf.saved_model.load(folder)
         self.text_fn = self.saved.signatures["embed_text"]
         self.image_fn = self.saved.signatures["embed_image"]

@@ -27,7 +27,7 @@ def add_arguments(parser):
     parser.add_argument("--eval_only", action="store_true",
                         help="evaluate a checkpoint and write its dump to <results>/<NAME>_res/eval/, "
                              "without training")
-    parser.add_argument("--checkpoint", metavar="PATH",
+    parser.add_argument("--checkpoint", metavar="best|latest|PATH",
                         help="with --eval_only: best, latest, a checkpoint prefix (.../best/ckpt-7) or a folder "
                              "holding one; default: the run's best, else its latest, else fresh weights")
     for key, (metavar, text) in config_lib.flag_help().items():
