@@ -19,7 +19,7 @@ from benchmarks.common import ROOT, median, tf
 from zscrgan.config import load_config
 from zscrgan.data.dataset import Dataset, load_dataset
 from zscrgan.data.synthetic import generate
-from zscrgan.model.em import ZSCRGAN
+from zscrgan.model.em import ZSCRGAN, step_counts
 from zscrgan.model.stacked import StackedZSCRGAN, member_config
 from zscrgan.run.timing import steady_round_s
 
@@ -42,7 +42,7 @@ def measure(cfg, ds, device, n_members, rounds):
     """{"stacked", "one_by_one"}: member-rounds per second of n_members seeds on `device`."""
     seeds = list(range(n_members))
     with tf.device(device):
-        steps = tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
+        steps = step_counts(cfg)
         stacked = StackedZSCRGAN(cfg, seeds, ds.text_dim, ds.image_dim, ds, device=device)
         together = round_seconds([stacked], steps, rounds)
         singles = [ZSCRGAN(member_config(cfg, s), ds.text_dim, ds.image_dim, ds) for s in seeds]

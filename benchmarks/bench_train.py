@@ -21,7 +21,7 @@ from zscrgan.config import load_config
 from zscrgan.data.dataset import Dataset, load_dataset
 from zscrgan.model.evaluation import Evaluator
 from zscrgan.data.synthetic import generate
-from zscrgan.model.em import ZSCRGAN
+from zscrgan.model.em import ZSCRGAN, step_counts
 
 
 def scale_setup(scale, paper_steps):
@@ -37,7 +37,7 @@ def time_fused(cfg, ds, jit, repeats):
     cfg = EasyDict(dict(cfg, jit_compile=jit))
     model = ZSCRGAN(cfg, ds.text_dim, ds.image_dim, ds)
     evaluator = Evaluator(ds, model.nets, model.rng, cfg["top_k"], cfg["eval_ks"], cfg["eval_chunk"])
-    e, n, m = tf.constant(cfg["e_steps"]), tf.constant(cfg["n_critic"]), tf.constant(cfg["m_steps"])
+    e, n, m = step_counts(cfg)
     model.e_step(e, n), model.m_step(m), evaluator.evaluate()   # compile
     times = {"e": [], "m": [], "eval": []}
     for _ in range(repeats):

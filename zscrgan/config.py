@@ -162,7 +162,7 @@ def _parse_flag(key, text, expected):
                 return False
             raise ValueError
         if expected is list:
-            return None if key == "seeds" and text == "null" else [int(x) for x in text.split(",")]
+            return None if text == "null" and key in _NULLABLE_TYPES else [int(x) for x in text.split(",")]
         return expected(text)
     except ValueError:
         what = "comma-separated integers" if expected is list else expected.__name__

@@ -25,6 +25,12 @@ def graph_settings(cfg):
     return tuple(sorted((k, repr(v)) for k, v in cfg.items() if k not in VALUE_ONLY))
 
 
+def step_counts(cfg):
+    """(e_steps, n_critic, m_steps) as scalar tensors, the steps' arguments: a round passes the
+    same tensors, so it never retraces (docs/algorithm.md §10.3)."""
+    return tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
+
+
 def repeat(n, body, *values):
     """`for i in range(n): values = body(i, *values)` inside a compiled step, as one
     tf.while_loop; returns the final values (a tuple).

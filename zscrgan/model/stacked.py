@@ -219,7 +219,3 @@ class StackedZSCRGAN(tf.Module):
         """Copy member k's standalone model's weights and slots in (at the start, after a restore)."""
         for single_var, stacked in self.member_variables(k):
             stacked[k].assign(tf.reshape(single_var, stacked.shape[1:]))
-
-    def member_weights(self, k, group):
-        """Member k's slices of the stacked variables of a group ("d", "g" or "f")."""
-        return [v[k] for v in {"d": self.d_vars, "g": self.g_vars, "f": self.f_vars}[group]]

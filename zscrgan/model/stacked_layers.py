@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from zscrgan.model import losses, networks
-from zscrgan.model.em import graph_settings
+from zscrgan.model.em import graph_settings, step_counts
 from zscrgan.model.optimizers import Adam, RMSProp
 
 LAYERS = ("ca", "g1", "g2", "g3", "d1", "d2", "csem")  # networks.Networks' draw order
@@ -63,8 +63,8 @@ def ynn_bias_layers(model, cfg, device):
     gradients' reductions, grouped by their loop (name prefix), each group in creation order
     (name suffix), matched to the layers by their output sizes.
     """
-    steps = {"e": (model.e_step, (tf.constant(cfg.e_steps), tf.constant(cfg.n_critic))),
-             "m": (model.m_step, (tf.constant(cfg.m_steps),))}
+    e, n, m = step_counts(cfg)
+    steps = {"e": (model.e_step, (e, n)), "m": (model.m_step, (m,))}
     groups = {}
     for kind, (fn, args) in steps.items():
         with warnings.catch_warnings():  # device_name is deprecated, but its successor draws an unseeded

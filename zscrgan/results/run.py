@@ -230,8 +230,7 @@ class Run:
         """Whether the run has nothing left to do: all its epochs done, or stopped early by its
         `patience` (docs/algorithm.md §11.2)."""
         done = self.rounds_done()
-        best = self.checkpoint(BEST)
-        return done >= self.cfg["epochs"] or Selected(round_of(best) if best else 0, None, None).patience_over(
+        return done >= self.cfg["epochs"] or self.selected_so_far(None, []).patience_over(
             self.cfg.get("patience", 0), done)
 
     def selected_so_far(self, score, rows):

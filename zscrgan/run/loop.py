@@ -30,8 +30,8 @@ from zscrgan.results.dumps import write_dump
 from zscrgan.results.history import History, Selected, is_better, metric_name
 from zscrgan.results.run import BEST, CONFIG_FILE, EVAL, LATEST, SHAPE_FILE, Run, model_shape, shape_changes
 from zscrgan.run import compile_cache
-from zscrgan.run.members import (ACTIVE, DIVERGED, DONE, STOPPED, build_group, build_single, commit_latest,
-                                 member_configs, probe, roll_forward)
+from zscrgan.run.members import (ACTIVE, DIVERGED, DONE, STOPPED, Member, build_group, commit_latest, member_configs,
+                                 probe, roll_forward)
 from zscrgan.run.steps import (checkpoint_of, compiled, e_step_tracing_m_step, frozen_heap, setup_tensorflow)
 
 # --------------------------------------------------------------------------- before the first round
@@ -220,7 +220,7 @@ def run_round(model, members, steps, startup=None):
 def checked(member, step, losses, kinds):
     """Mark the member diverged when a loss or its weights of `kinds` are not finite."""
     try:
-        check_finite(member.next_round(), step, losses, weights_finite({k: member.weights[k]() for k in kinds}))
+        check_finite(member.next_round(), step, losses, weights_finite({k: member.weights(k) for k in kinds}))
     except Diverged as e:
         done = int(member.ckpt.round)
         kept = (f"the latest checkpoint (round {done}) and the dumps are kept" if done
@@ -453,19 +453,16 @@ def write_run_files(cfg, run, shape):
 def start_training(cfg, dataset, runs, resume, on_round=None, progress=True, reuse_kernels=False, startup=None):
     """Checks and files that come before the first round (holding the locks), then `run_rounds`.
     runs: the run's Run, or a group's members' Runs (cfg.seeds)."""
-    import tensorflow as tf
+    from zscrgan.model.em import step_counts
     group = bool(cfg.get("seeds"))
     cfgs = member_configs(cfg) if group else [cfg]
     shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
     for member_cfg, run in zip(cfgs, runs):
         check_can_train(resume, run, shape, member_cfg)
-    def step_counts():  # tensors, so that a round never retraces; made once TensorFlow is set up
-        return tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
-
     t0 = time.perf_counter()
     if group:  # the model first: it must fit before anything is written
         model, members = build_group(cfg, dataset, runs)
-        steps = step_counts()
+        steps = step_counts(cfg)
         probe(model, steps)
         roll_forward(runs)
     for member_cfg, run in zip(cfgs, runs):
@@ -479,8 +476,9 @@ def start_training(cfg, dataset, runs, resume, on_round=None, progress=True, reu
         summaries = [{"rounds": d, **run.scores(run.selected()), "stopped_early": False} for run, d in zip(runs, done)]
         return summaries if group else summaries[0]
     if not group:
-        model, members = build_single(cfg, dataset, runs[0], lambda c, d: build(c, d, reuse_kernels))
-        steps = step_counts()
+        model, evaluator, val, ckpt = build(cfg, dataset, reuse_kernels)
+        members = [Member(cfg, runs[0], ckpt, evaluator, val, model)]
+        steps = step_counts(cfg)  # after build: TensorFlow is set up
     if startup is not None:
         startup.update(build_s=time.perf_counter() - t0, trace_s=0.0,
                        reused_kernels=model.e_step.experimental_get_tracing_count() > 0)

@@ -28,16 +28,20 @@ def member_configs(cfg):
             for seed in cfg.seeds]
 
 
+# The networks a step kind updates (as a divergence message names them): their variables' group.
+VARIABLES = {"critic": "d_vars", "generator": "g_vars", "CSEM": "f_vars"}
+
+
 @dataclasses.dataclass(eq=False)  # members are compared and hashed by identity
 class Member:
-    """One run of the loop. index: its slice of a stacked model's variables (None: a model of its
-    own); weights: {step kind: a function giving its variables (or slices) of that kind}."""
+    """One run of the loop. model: the ZSCRGAN it trains, or the stacked model it is slice
+    `index` of (index None: a model of its own)."""
     cfg: EasyDict
     run: object
     ckpt: object
     evaluator: object
     val: object
-    weights: dict
+    model: object
     index: int = None
     label: str = ""
     writer: object = None
@@ -48,15 +52,13 @@ class Member:
         """This member's floats of a step's {name: loss} (scalars, or (M,) arrays for a group)."""
         return {k: float(v if self.index is None else v[self.index]) for k, v in out.items()}
 
+    def weights(self, kind):
+        """This member's variables (or slices of the stacked ones) of a step kind (VARIABLES)."""
+        variables = getattr(self.model, VARIABLES[kind])
+        return variables if self.index is None else [v[self.index] for v in variables]
+
     def next_round(self):
         return int(self.ckpt.round) + 1
-
-
-def build_single(cfg, dataset, run, build):
-    """(model, [Member]) of a run alone; build: run.loop.build (the model, evaluators, checkpoint)."""
-    model, evaluator, val, ckpt = build(cfg, dataset)
-    weights = {"critic": lambda: model.d_vars, "generator": lambda: model.g_vars, "CSEM": lambda: model.f_vars}
-    return model, [Member(cfg, run, ckpt, evaluator, val, weights)]
 
 
 def build_group(cfg, dataset, runs):
@@ -75,9 +77,7 @@ def build_group(cfg, dataset, runs):
     vals = model.evaluators(dataset, cfg.val_classes) if cfg.val_classes else [None] * model.M
     members = []
     for k, (member_cfg, run) in enumerate(zip(member_configs(cfg), runs)):
-        weights = {kind: (lambda group=group, k=k: model.member_weights(k, group))
-                   for kind, group in (("critic", "d"), ("generator", "g"), ("CSEM", "f"))}
-        members.append(Member(member_cfg, run, checkpoint_of(model.singles[k]), tests[k], vals[k], weights,
+        members.append(Member(member_cfg, run, checkpoint_of(model.singles[k]), tests[k], vals[k], model,
                               index=k, label=member_cfg.run_name))
     return model, members
 
@@ -87,7 +87,8 @@ def probe(model, steps):
     the group does not fit in the device's memory (TensorFlow's ResourceExhaustedError), before
     anything is written. The steps are compiled meanwhile, for round 1."""
     import tensorflow as tf
-    state = [v for v in tf.train.TrackableView(model).descendants() if isinstance(v, tf.Variable)]
+    from zscrgan.run.kept_kernels import state as variables
+    state = variables(model)
     saved = [v.numpy() for v in state]
     try:
         compiled(model, lambda m: e_step_tracing_m_step(m, *steps))

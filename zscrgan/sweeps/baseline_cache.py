@@ -80,7 +80,7 @@ class Baselines:
 
     def __init__(self, cache_dir=None):
         self.cache_dir = cache_dir
-        self.datasets, self.scores = {}, {}
+        self.datasets, self.scores, self.digests = {}, {}, {}
         self.libraries = library_versions()
 
     def __call__(self, datasets_dir, name, seed, k):
@@ -92,7 +92,9 @@ class Baselines:
 
     def _scores(self, datasets_dir, name, seed, k):
         folder = os.path.join(datasets_dir, name)
-        digests = file_digests(folder) if self.cache_dir else None
+        if self.cache_dir and folder not in self.digests:  # once a folder, not once a seed and K
+            self.digests[folder] = file_digests(folder)
+        digests = self.digests.get(folder)
         key = path = None
         if digests is not None:
             key = {"files": digests, "k": k, "seed": seed, **PARAMETERS, "libraries": self.libraries}

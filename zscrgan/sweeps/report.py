@@ -66,29 +66,30 @@ def score_columns(run, rows):
     return out
 
 
+def _record(folder, run, rows, dataset, seed, trial, status, grid=None, **status_fields):
+    """A report's record of one trial: who it is, its status fields, its history rows and scores."""
+    return {"folder": folder, "dataset": str(dataset), "seed": seed, "grid": dict(grid or {}), "trial": trial,
+            "status": status, **dict.fromkeys(("error", "rounds_done", "seconds", "attempts", "node")),
+            **status_fields, "datasets_dir": run.cfg["datasets_dir"], "k": run.top_k if rows else None,
+            "rows": rows, "scores": score_columns(run, rows)}
+
+
 def read_trial(folder):
     """A sweep trial, from its logs folder: its status.yml fields, run, history rows, K and scores."""
     status = Trial.read(folder).status
     run = Run.at(folder)
-    rows = run.history()[1]
-    return {"folder": folder, "dataset": str(status["dataset"]), "seed": status["seed"],
-            "grid": dict(status.get("grid") or {}), "trial": status.get("trial") or os.path.basename(folder),
-            "status": status["status"], "error": status.get("error"), "rounds_done": status.get("rounds_done"),
-            "seconds": status.get("seconds"), "attempts": status.get("attempts"), "node": status.get("node"),
-            "datasets_dir": run.cfg["datasets_dir"], "k": run.top_k if rows else None, "rows": rows,
-            "scores": score_columns(run, rows)}
+    return _record(folder, run, run.history()[1], status["dataset"], status["seed"],
+                   status.get("trial") or os.path.basename(folder), status["status"], status.get("grid"),
+                   **{f: status.get(f) for f in ("error", "rounds_done", "seconds", "attempts", "node")})
 
 
 def read_run(folder):
     """A run's logs folder as a trial of a report (several runs summarised as a sweep's seeds):
     finished when it has nothing left to do, else stopped (counted, not averaged)."""
     run = Run.at(folder)
-    rows = run.history(missing_ok=False)[1]
-    return {"folder": folder, "dataset": str(run.cfg["dataset"]), "seed": run.cfg["seed"], "grid": {},
-            "trial": run.cfg.get("run_name") or os.path.basename(os.path.normpath(folder)),
-            "status": "finished" if run.finished() else "stopped", "error": None, "rounds_done": run.rounds_done(),
-            "seconds": None, "attempts": None, "node": None, "datasets_dir": run.cfg["datasets_dir"],
-            "k": run.top_k if rows else None, "rows": rows, "scores": score_columns(run, rows)}
+    return _record(folder, run, run.history(missing_ok=False)[1], run.cfg["dataset"], run.cfg["seed"],
+                   run.cfg.get("run_name") or os.path.basename(os.path.normpath(folder)),
+                   "finished" if run.finished() else "stopped", rounds_done=run.rounds_done())
 
 
 def read_runs(folders):

@@ -37,11 +37,6 @@ def synthetic_dataset(images_per_class=None, texts_per_class=None):
     return Dataset(f"synthetic {DEMO}", *synthetic.generate(DEMO, 0, 1.0, images_per_class, texts_per_class))
 
 
-def steps_of(cfg):
-    import tensorflow as tf
-    return tf.constant(cfg.e_steps), tf.constant(cfg.n_critic), tf.constant(cfg.m_steps)
-
-
 # --------------------------------------------------------------------------- the three checks
 
 
@@ -57,9 +52,10 @@ def tiny_run(cfg, dataset):
     """What one tiny run leaves, in a fixed order: {label: numpy array} of its rounds' mean losses,
     its evaluation (metrics and the ranked gallery classes per query) and every variable its
     checkpoint would hold (named by layer where it is a network's)."""
+    from zscrgan.model.em import step_counts
     from zscrgan.run import kept_kernels, loop
     model, evaluator, _, _ = loop.build(cfg, dataset)
-    steps = steps_of(cfg)
+    steps = step_counts(cfg)
     out = {}
     for r in range(1, TINY_ROUNDS + 1):
         losses = {**model.e_step(steps[0], steps[1]), **model.m_step(steps[2])}
@@ -96,9 +92,9 @@ def reproduces(cfg, dataset):
 
 def round_seconds(cfg, dataset):
     """Seconds of one steady round of a fresh model of cfg on dataset."""
-    from zscrgan.model.em import ZSCRGAN
+    from zscrgan.model.em import ZSCRGAN, step_counts
     from zscrgan.run.timing import steady_round_s
-    return steady_round_s(ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim, dataset), steps_of(cfg))
+    return steady_round_s(ZSCRGAN(cfg, dataset.text_dim, dataset.image_dim, dataset), step_counts(cfg))
 
 
 def check_device(device, g, tiny, demo):

@@ -132,8 +132,13 @@ def report_runs(folders, out, baselines):
         return
     check_new_folder(out, ignore=REPORT_FILES, way="give a new folder, or the folder of an earlier report of these runs")
     print(write_report(out, baselines=baselines, runs=folders))
-    print(f"\nwrote {', '.join(os.path.join(out, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
-          f"and {os.path.join(out, PLOTS)}/")
+    print(_wrote(out))
+
+
+def _wrote(folder):
+    """The last line of a report written to `folder`."""
+    return (f"\nwrote {', '.join(os.path.join(folder, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
+            f"and {os.path.join(folder, PLOTS)}/")
 
 
 def main(args):
@@ -149,8 +154,6 @@ def main(args):
         return 0
     if os.path.isfile(folder):
         raise _not_a_folder(folder)
-    table = write_report(folder, baselines=not args.no_baselines)
-    print(table)
-    print(f"\nwrote {', '.join(os.path.join(folder, f) for f in ('results.csv', 'summary.csv', 'summary.md'))} "
-          f"and {os.path.join(folder, PLOTS)}/")
+    print(write_report(folder, baselines=not args.no_baselines))
+    print(_wrote(folder))
     return 0

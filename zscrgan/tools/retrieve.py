@@ -65,6 +65,7 @@ class Inputs:
     gallery_labels: object = None
     thumbnails: object = None   # {class id: (n, h, w)} or None
     seen: object = None         # (images (M, I), labels (M,)) of the seen classes, for --map
+    dataset: object = None      # the Dataset of --dataset
 
 
 def _load_features(path, what, width):
@@ -100,7 +101,7 @@ def _dataset_inputs(args, meta):
         raise ExportError(f"dataset {args.dataset} has features {ds.text_dim} and {ds.image_dim} wide, the model "
                           f"takes {meta['text_dim']} and {meta['image_dim']}")
     texts, q_labels, images, g_labels = eval_split(ds)
-    return Inputs(texts, q_labels, images, g_labels, _thumbnails(folder), stack(ds.images, ds.train_ids))
+    return Inputs(texts, q_labels, images, g_labels, _thumbnails(folder), stack(ds.images, ds.train_ids), ds)
 
 
 def read_inputs(args, meta):
@@ -176,14 +177,16 @@ def main(args):
     return _retrieve(args, meta, inputs, index, noise, k, labelled)
 
 
-def class_kinds(args, meta):
+def class_kinds(args, meta, loaded=None):
     """{class id: "seen" | "held out" | "unseen"}: what the exported run trained on (its dataset's
-    split less the validation classes its config records), or {} when that cannot be read."""
+    split less the validation classes its config records), or {} when that cannot be read.
+    loaded: the Dataset of --dataset, taken when it is the run's own."""
     held = meta["config"].get("val_classes")
     if held is not None and not isinstance(held, list):  # not resolved to ids: which were held out is unknown
         return {}
     try:
-        dataset = load_dataset(dataset_folder(datasets_dir(args, meta["config"]), meta["dataset"]))
+        dataset = loaded if loaded is not None and args.dataset == meta["dataset"] else load_dataset(
+            dataset_folder(datasets_dir(args, meta["config"]), meta["dataset"]))
     except DatasetError:
         return {}
     trained = training_split(dataset, held).train_ids
@@ -252,7 +255,7 @@ def _retrieve(args, meta, inputs, index, noise, k, labelled):
         if args.map:
             seen = inputs.seen and (model.embed_image(inputs.seen[0]), inputs.seen[1])
             pictures.tsne_map(args.map, gallery, inputs.gallery_labels, queries, inputs.query_labels, seen,
-                              class_kinds(args, meta))
+                              class_kinds(args, meta, inputs.dataset))
             print(f"Map: {args.map}")
     return 0
 
