@@ -453,7 +453,6 @@ def write_run_files(cfg, run, shape):
 def start_training(cfg, dataset, runs, resume, on_round=None, progress=True, reuse_kernels=False, startup=None):
     """Checks and files that come before the first round (holding the locks), then `run_rounds`.
     runs: the run's Run, or a group's members' Runs (cfg.seeds)."""
-    from zscrgan.model.em import step_counts
     group = bool(cfg.get("seeds"))
     cfgs = member_configs(cfg) if group else [cfg]
     shape = model_shape(cfg, selection.training_split(dataset, cfg.val_classes))
@@ -462,6 +461,7 @@ def start_training(cfg, dataset, runs, resume, on_round=None, progress=True, reu
     t0 = time.perf_counter()
     if group:  # the model first: it must fit before anything is written
         model, members = build_group(cfg, dataset, runs)
+        from zscrgan.model.em import step_counts  # only once built: a refusal starts no TensorFlow
         steps = step_counts(cfg)
         probe(model, steps)
         roll_forward(runs)
@@ -478,7 +478,8 @@ def start_training(cfg, dataset, runs, resume, on_round=None, progress=True, reu
     if not group:
         model, evaluator, val, ckpt = build(cfg, dataset, reuse_kernels)
         members = [Member(cfg, runs[0], ckpt, evaluator, val, model)]
-        steps = step_counts(cfg)  # after build: TensorFlow is set up
+        from zscrgan.model.em import step_counts  # after build: TensorFlow is set up
+        steps = step_counts(cfg)
     if startup is not None:
         startup.update(build_s=time.perf_counter() - t0, trace_s=0.0,
                        reused_kernels=model.e_step.experimental_get_tracing_count() > 0)
