@@ -8,9 +8,7 @@ configs/default.yml (or `python run_exp.py --help`). Exit status: 0 done, 1 a wr
 (no space, no permission; continue with --resume), 2 bad input or refused, 3 training
 diverged, 130/143 stopped by SIGINT/SIGTERM after checkpointing the round.
 """
-import sys
-
-from zscrgan.cli import main
+from zscrgan.cli import process_main
 
 if __name__ == "__main__":
-    sys.exit(main(prog="run_exp.py", only="train"))
+    process_main("run_exp.py", only="train")

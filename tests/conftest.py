@@ -84,10 +84,21 @@ def run_tool(name, argv):
     return cli.main([name, *map(str, argv)])
 
 
+def no_keras_path():
+    """A folder to put on PYTHONPATH whose `keras` fails on import (not as an ImportError, which
+    TensorFlow would catch): a process of ours that started TensorFlow with Keras fails."""
+    folder = os.path.join(ROOT, ".pytest_cache", "no_keras")
+    os.makedirs(os.path.join(folder, "keras"), exist_ok=True)
+    with open(os.path.join(folder, "keras", "__init__.py"), "w") as f:
+        f.write("raise RuntimeError('keras was imported: zscrgan's processes start TensorFlow without it')\n")
+    return folder
+
+
 def run_exp_command(base, *args, fault=None):
     """(command, environment) running run_exp.py on `<base>/datasets/TINY`, with its results
-    and logs under `base`; fault: a ZSCRGAN_FAULT spec (zscrgan/files.py) or None."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    and logs under `base`, in a process where importing Keras fails (run/devices.py: ours
+    never does); fault: a ZSCRGAN_FAULT spec (zscrgan/files.py) or None."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=no_keras_path())
     env.pop("ZSCRGAN_FAULT", None)
     if fault:
         env["ZSCRGAN_FAULT"] = fault
@@ -98,9 +109,10 @@ def run_exp_command(base, *args, fault=None):
 
 
 def tool_process(tool, *args, cwd=ROOT, timeout=600):
-    """`python -m zscrgan <tool> args...` in a fresh process (the clone on its path): the finished process."""
+    """`python -m zscrgan <tool> args...` in a fresh process (the clone on its path, Keras not
+    importable: no_keras_path): the finished process."""
     import subprocess
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join([ROOT, no_keras_path()]))
     return subprocess.run([sys.executable, "-m", "zscrgan", tool, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env=env)
 

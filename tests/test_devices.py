@@ -50,6 +50,15 @@ def test_configure_turns_memory_growth_on_for_every_gpu_before_first_use(monkeyp
     assert growth == {"/physical_device:GPU:0": True}
 
 
+def test_keras_is_left_alone_once_tensorflow_started():
+    """A process that started TensorFlow (this one, or a library user's) keeps Keras importable.
+    That our own processes start without it is checked by every process the tests start
+    (conftest.no_keras_path)."""
+    before = sys.modules.get("keras.src.optimizers", "absent")
+    devices.start_without_keras()
+    assert sys.modules.get("keras.src.optimizers", "absent") is before
+
+
 def test_a_process_without_a_gpu_runs_on_the_cpu():
     found = devices.gpus()
     assert devices.process_device() == (devices.describe(found[0]) if found else "CPU")

@@ -21,7 +21,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_FLAGS, dump_bytes, history_rows, make_dataset
+from conftest import ROOT, TINY_FLAGS, dump_bytes, history_rows, make_dataset, no_keras_path
 from zscrgan import cli
 from zscrgan.results import trials as results
 from zscrgan.results.trials import Trial
@@ -44,7 +44,8 @@ def write_sweep(base, datasets, seeds, name="sweep.yml"):
 
 
 def env(**extra):
-    e = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    """The sweep driver's environment, and its Ray workers': the clone on the path, Keras not importable."""
+    e = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, no_keras_path()]), TF_CPP_MIN_LOG_LEVEL="3")
     e.pop("ZSCRGAN_FAULT", None)
     return {**e, **extra}
 

@@ -1,6 +1,4 @@
 """`python -m zscrgan <tool> ...`: the same command line as the installed `zscrgan`."""
-import sys
+from zscrgan.cli import process_main
 
-from zscrgan.cli import main
-
-sys.exit(main(prog="python -m zscrgan"))
+process_main("python -m zscrgan")

@@ -126,6 +126,14 @@ def _fail(error, status):
     return status
 
 
+def process_main(prog, only=None):
+    """A process's entry (`zscrgan`, `python -m zscrgan`, run_exp.py): main, then exit with its
+    status. The process is ours, so TensorFlow starts in it without Keras (run/devices.py)."""
+    from zscrgan.run.devices import start_without_keras
+    start_without_keras()
+    sys.exit(main(prog=prog, only=only))
+
+
 def console():
     """The `zscrgan` console script."""
-    sys.exit(main())
+    process_main("zscrgan")

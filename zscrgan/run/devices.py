@@ -1,5 +1,5 @@
 """The devices a process computes on (docs/gpu.md): its GPUs set up before their first use, and
-the name of the device its models run on.
+the name of the device its models run on; and what TensorFlow loads as it starts.
 
 TensorFlow takes all of a GPU's memory in the first process that uses it unless memory growth
 is on, so trials that share a GPU (a sweep's fractional `gpus`) need it in every process. TF32
@@ -8,6 +8,16 @@ the config's `tf32` turns it on (docs/algorithm.md §10.5).
 """
 import os
 import sys
+
+
+def start_without_keras():
+    """Keep TensorFlow from importing Keras's optimizers as it starts (for Keras models'
+    SavedModels; a third of `import tensorflow`, about 2 s here): zscrgan builds no Keras model.
+    For a process of our own (a command, a sweep's trial worker) that has imported neither yet:
+    the module is marked absent, and TensorFlow's start-up skips it on the ImportError, as it
+    does where Keras is not installed. A library user's process is left alone."""
+    if not {"tensorflow", "keras"} & set(sys.modules):
+        sys.modules.setdefault("keras.src.optimizers", None)
 
 
 def gpus():

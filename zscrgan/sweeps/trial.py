@@ -15,6 +15,7 @@ from zscrgan.errors import BadInput, Diverged, one_line
 from zscrgan.files import LockHeld, RunLock, restart_fault_counts
 from zscrgan.results.run import Run
 from zscrgan.results.trials import Trial, write_start
+from zscrgan.run.devices import start_without_keras
 
 LOCK_WAIT_S = 60         # how long a trial waits for a previous attempt's process to let go of its folder
 
@@ -80,6 +81,7 @@ def run_trial(config, trials):
     input and divergence are recorded as failed and return normally, so Tune does not retry
     them; anything else is recorded and raised, and Tune retries it. Each round also writes
     where the attempt's start went to start.yml (`start_record`)."""
+    start_without_keras()  # a worker of the sweep's own, before its first trial starts TensorFlow
     process = process_start()
     restart_fault_counts()
     import ray
