@@ -84,6 +84,15 @@ def run_tool(name, argv):
     return cli.main([name, *map(str, argv)])
 
 
+def tool_here(capsys, tool, *args):
+    """tool_process's run, in this process (for tests whose question is not the process): an
+    object with .returncode, .stdout and .stderr."""
+    import types
+    status = run_tool(tool, args)
+    said = capsys.readouterr()
+    return types.SimpleNamespace(returncode=status, stdout=said.out, stderr=said.err)
+
+
 def no_keras_path():
     """A folder to put on PYTHONPATH whose `keras` fails on import (not as an ImportError, which
     TensorFlow would catch): a process of ours that started TensorFlow with Keras fails."""
@@ -134,12 +143,16 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run):
     """(base folder, model folder): tiny_run's best checkpoint exported to base/model."""
+    import contextlib
+    import io
     base, _ = tiny_run
     model = base / "model"
-    proc = tool_process("export", "--dataset", "TINY", "--logs_dir", base / "logs", "--results_dir", base / "res",
-                        "--datasets_dir", base / "datasets", "--out", model)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.search(r"self-check Prec@5 = \d\.\d{4} on ", proc.stdout), proc.stdout  # the console's 4 decimals
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # in this process: no capsys here
+        status = run_tool("export", ["--dataset", "TINY", "--logs_dir", base / "logs", "--results_dir", base / "res",
+                                     "--datasets_dir", base / "datasets", "--out", model])
+    assert status == 0, err.getvalue()[-2000:]
+    assert re.search(r"self-check Prec@5 = \d\.\d{4} on ", out.getvalue()), out.getvalue()  # the console's 4 decimals
     return base, model
 
 

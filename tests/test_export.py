@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import run_exp_command, tool_process
+from conftest import tool_here
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_export_writes_signatures_and_its_description(tiny_export):
     assert noise["eps"].shape == (9, 4) and noise["z"].shape == (9, 2)  # 3 unseen classes x 3 texts
 
 
-def test_tensorflow_alone_ranks_as_the_trainer_and_retrieve_noise(tiny_export, tmp_path):
+def test_tensorflow_alone_ranks_as_the_trainer_and_retrieve_noise(tiny_export, tmp_path, capsys):
     base, model = tiny_export
     data = base / "datasets" / "TINY"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -64,8 +64,8 @@ def test_tensorflow_alone_ranks_as_the_trainer_and_retrieve_noise(tiny_export, t
     rows = np.load(tmp_path / "rows.npz")
     # The trainer's ranking of the same checkpoint with the same noise: --eval_only draws from the
     # restored generator exactly as the export's self-check did.
-    cmd, env2 = run_exp_command(base, "--eval_only", "--checkpoint", "best")
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(base), env=env2, timeout=300)
+    proc = tool_here(capsys, "train", "--dataset", "TINY", "--datasets_dir", base / "datasets", "--logs_dir",
+                     base / "logs", "--results_dir", base / "res", "--eval_only", "--checkpoint", "best")
     assert proc.returncode == 0, proc.stderr[-2000:]
     dump, = glob.glob(str(base / "res" / "TINY_res" / "eval" / "acc*.pkl"))
     with open(dump, "rb") as f:
@@ -73,21 +73,21 @@ def test_tensorflow_alone_ranks_as_the_trainer_and_retrieve_noise(tiny_export, t
     labels = np.repeat([4, 5, 6], 6)  # gallery classes in order, 6 images each
     assert np.array_equal(labels[rows["tf_rows"]], trainer)
     out = tmp_path / "ranking.csv"
-    proc = tool_process("retrieve", model, "--dataset", "TINY", "--datasets_dir", base / "datasets", "--results_dir",
-                    tmp_path / "res", "--noise", model / "check_noise.npz", "--k", 5, "--out", out)
+    proc = tool_here(capsys, "retrieve", model, "--dataset", "TINY", "--datasets_dir", base / "datasets",
+                     "--results_dir", tmp_path / "res", "--noise", model / "check_noise.npz", "--k", 5, "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = np.loadtxt(out, delimiter=",", skiprows=1)
     assert np.array_equal(table[:, 2].reshape(9, 5).astype(int), rows["np_rows"])
     assert glob.glob(str(tmp_path / "res" / "TINY_res" / "retrieve" / "acc*.pkl"))
 
 
-def test_export_refuses_to_overwrite_or_a_missing_run(tiny_export, tmp_path):
+def test_export_refuses_to_overwrite_or_a_missing_run(tiny_export, tmp_path, capsys):
     base, model = tiny_export
     before = sorted(os.listdir(model))
     flags = ["--dataset", "TINY", "--logs_dir", base / "logs", "--datasets_dir", base / "datasets"]
     for args, words in ((flags + ["--out", model], "exists"),
                         (["--dataset", "NONE", "--logs_dir", base / "logs", "--out", tmp_path / "m"], "no run")):
-        proc = tool_process("export", *args)
+        proc = tool_here(capsys, "export", *args)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert words in proc.stderr
     assert sorted(os.listdir(model)) == before and not (tmp_path / "m").exists()

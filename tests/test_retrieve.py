@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import tool_process
+from conftest import tool_here
 from test_bad_input import snapshot
 
 T, I, E, Z = 6, 5, 4, 2
@@ -107,16 +107,16 @@ def _dicts(folder, rng, n_classes=3, per_class=4):
 
 
 @pytest.mark.slow
-def test_exact_index_equals_brute_force_on_new_classes(tiny_export, tmp_path):
+def test_exact_index_equals_brute_force_on_new_classes(tiny_export, tmp_path, capsys):
     _, model = tiny_export
     _dicts(tmp_path, np.random.default_rng(1))
     args = ["--queries", tmp_path / "q.pkl", "--k", 7, "--seed", 3]
-    proc = tool_process("retrieve", model, "--gallery", tmp_path / "g.pkl", "--save_index", tmp_path / "idx.npz")
+    proc = tool_here(capsys, "retrieve", model, "--gallery", tmp_path / "g.pkl", "--save_index", tmp_path / "idx.npz")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = tool_process("retrieve", model, *args, "--index", tmp_path / "idx.npz", "--out", tmp_path / "a.csv")
+    proc = tool_here(capsys, "retrieve", model, *args, "--index", tmp_path / "idx.npz", "--out", tmp_path / "a.csv")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "prec_at_7 = " in proc.stdout
-    proc = tool_process("retrieve", model, *args, "--gallery", tmp_path / "g.pkl", "--out", tmp_path / "b.csv")
+    proc = tool_here(capsys, "retrieve", model, *args, "--gallery", tmp_path / "g.pkl", "--out", tmp_path / "b.csv")
     assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = (tmp_path / "a.csv").read_text(), (tmp_path / "b.csv").read_text()
     assert a.splitlines()[0] == "query,rank,gallery_row,gallery_class,score,query_class"
@@ -131,7 +131,7 @@ def test_exact_index_equals_brute_force_on_new_classes(tiny_export, tmp_path):
 
 
 @pytest.mark.slow
-def test_seed_noise_file_and_samples(tiny_export, tmp_path):
+def test_seed_noise_file_and_samples(tiny_export, tmp_path, capsys):
     """--seed S equals --noise with the draws zscrgan.yml describes; --samples averages S draws."""
     import tensorflow as tf
     _, model = tiny_export
@@ -150,7 +150,7 @@ def test_seed_noise_file_and_samples(tiny_export, tmp_path):
     outputs = {}
     for name, extra in {"seed": ["--seed", 4], "file": ["--noise", tmp_path / "n1.npz"],
                         "seed3": ["--seed", 4, "--samples", 3], "file3": ["--noise", tmp_path / "n3.npz"]}.items():
-        proc = tool_process("retrieve", model, *base, *extra, "--out", tmp_path / f"{name}.csv")
+        proc = tool_here(capsys, "retrieve", model, *base, *extra, "--out", tmp_path / f"{name}.csv")
         assert proc.returncode == 0, proc.stderr[-2000:]
         outputs[name] = (tmp_path / f"{name}.csv").read_text()
         assert ",," in outputs[name] and outputs[name].endswith(",\n")  # arrays: both classes unknown
@@ -159,16 +159,16 @@ def test_seed_noise_file_and_samples(tiny_export, tmp_path):
 
 
 @pytest.mark.slow
-def test_dataset_pictures_and_index_of_the_split(tiny_export, tmp_path):
+def test_dataset_pictures_and_index_of_the_split(tiny_export, tmp_path, capsys):
     """--show and --map from the dataset's split; --save_index of it, then --index with --dataset."""
     base, model = tiny_export
     flags = ["--dataset", "TINY", "--datasets_dir", base / "datasets", "--results_dir", tmp_path / "res", "--k", 4]
-    proc = tool_process("retrieve", model, *flags, "--show", tmp_path / "g.png", "--map", tmp_path / "m.png",
+    proc = tool_here(capsys, "retrieve", model, *flags, "--show", tmp_path / "g.png", "--map", tmp_path / "m.png",
                     "--save_index", tmp_path / "idx.npz", "--out", tmp_path / "a.csv")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "prec_at_4 = " in proc.stdout and "map_at_4 = " in proc.stdout
     assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "m.png").stat().st_size > 0
-    proc = tool_process("retrieve", model, *flags, "--index", tmp_path / "idx.npz", "--out", tmp_path / "b.csv")
+    proc = tool_here(capsys, "retrieve", model, *flags, "--index", tmp_path / "idx.npz", "--out", tmp_path / "b.csv")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "a.csv").read_text().splitlines()[1:] == (tmp_path / "b.csv").read_text().splitlines()[1:]
     assert all(line.split(",")[5] in ("4", "5", "6") for line in (tmp_path / "a.csv").read_text().splitlines()[1:])
