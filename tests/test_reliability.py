@@ -1,8 +1,10 @@
 """Resume after a kill, reproducible runs, guarded training, --eval_only, the run lock.
 
-Runs the real script in subprocesses on a tiny dataset. Kills land at chosen moments
-through the ZSCRGAN_FAULT hook (zscrgan/files.py): the process sends itself a real
-SIGKILL or SIGINT there. One test also kills a run from outside at whatever moment it is in.
+Runs the real script on a tiny dataset: in subprocesses where the process is the question
+(kills, signals, the same run in two processes, the lock), else in this process (`run_here`).
+Kills land at chosen moments through the ZSCRGAN_FAULT hook (zscrgan/files.py): the process
+sends itself a real SIGKILL or SIGINT there. One test also kills a run from outside at
+whatever moment it is in.
 """
 import csv
 import glob
@@ -39,6 +41,15 @@ def run(base, *args, fault=None):
     proc = start(base, *args, fault=fault)
     out, err = proc.communicate(timeout=600)
     return proc.returncode, out, err
+
+
+def run_here(capsys, base, *args):
+    """run's command line (run_exp.py's flags) in this process: (status, stdout, stderr)."""
+    from zscrgan import cli
+    cmd, _ = run_exp_command(base, *FLAGS, *args)
+    status = cli.main(cmd[2:], prog="run_exp.py", only="train")
+    said = capsys.readouterr()
+    return status, said.out, said.err
 
 
 def new_base(path):
@@ -190,10 +201,10 @@ def test_killed_from_outside_and_resumed_matches(reference, tmp_path):
 
 
 @pytest.mark.slow
-def test_nonfinite_loss_stops_with_status_3_and_keeps_the_last_good_state(reference, tmp_path):
+def test_nonfinite_loss_stops_with_status_3_and_keeps_the_last_good_state(reference, tmp_path, capsys):
     base = copy_run(reference, tmp_path)
     before = dumps(base), latest_prefix(base)
-    rc, out, err = run(base, "--resume", "--epochs", str(EPOCHS + 1), "--generator_lr", "1e30")
+    rc, out, err = run_here(capsys, base, "--resume", "--epochs", str(EPOCHS + 1), "--generator_lr", "1e30")
     assert rc == 3
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: round {EPOCHS + 1}: training diverged in the E-step")
@@ -204,9 +215,9 @@ def test_nonfinite_loss_stops_with_status_3_and_keeps_the_last_good_state(refere
 
 
 @pytest.mark.slow
-def test_nonfinite_csem_weights_stop_the_first_round(tmp_path):
+def test_nonfinite_csem_weights_stop_the_first_round(tmp_path, capsys):
     base = new_base(tmp_path)
-    rc, out, err = run(base, "--epochs", "2", "--CSEM_lr", "3e38")
+    rc, out, err = run_here(capsys, base, "--epochs", "2", "--CSEM_lr", "3e38")
     assert rc == 3
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: round 1: training diverged in the M-step: CSEM ")
@@ -215,52 +226,53 @@ def test_nonfinite_csem_weights_stop_the_first_round(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_refuses_a_new_model_shape_and_fresh_runs_refuse_old_checkpoints(reference, tmp_path):
+def test_resume_refuses_a_new_model_shape_and_fresh_runs_refuse_old_checkpoints(reference, tmp_path, capsys):
     base = copy_run(reference, tmp_path)
-    rc, _, err = run(base, "--resume", "--gf_dim", "16")
+    rc, _, err = run_here(capsys, base, "--resume", "--gf_dim", "16")
     assert rc == 2 and err.strip().splitlines()[-1].startswith("error: cannot resume")
     assert "gf_dim 8 -> 16" in err
-    rc, _, err = run(base, "--epochs", "1")
+    rc, _, err = run_here(capsys, base, "--epochs", "1")
     assert rc == 2 and "--resume" in err.strip().splitlines()[-1]
     make_dataset(str(base / "datasets" / "TINY"), text_dim=7)
-    rc, _, err = run(base, "--resume")
+    rc, _, err = run_here(capsys, base, "--resume")
     assert rc == 2 and "text_dim 6 -> 7" in err
     assert results(base) == results(reference)
 
 
 @pytest.mark.slow
-def test_resume_takes_the_runs_config_and_may_change_epochs(reference, tmp_path):
+def test_resume_takes_the_runs_config_and_may_change_epochs(reference, tmp_path, capsys):
+    from zscrgan import cli
     base = copy_run(reference, tmp_path)
     config = logs(base) / "config.yml"
     config.write_text(config.read_text().replace(str(reference), str(base)))
-    cmd = [sys.executable, os.path.join(ROOT, "run_exp.py"), "--dataset", "TINY", "--resume",
-           "--logs_dir", str(base / "logs"), "--epochs", str(EPOCHS + 1)]
-    proc = subprocess.run(cmd, cwd=str(base), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Resuming with changed settings: epochs" in proc.stdout and "gf_dim: 8" in proc.stdout
+    rc = cli.main(["--dataset", "TINY", "--resume", "--logs_dir", str(base / "logs"), "--epochs", str(EPOCHS + 1)],
+                  prog="run_exp.py", only="train")
+    out, err = capsys.readouterr()
+    assert rc == 0, err[-3000:]
+    assert "Resuming with changed settings: epochs" in out and "gf_dim: 8" in out
     assert len(history(base)) == EPOCHS + 1
     assert yaml.safe_load(config.read_text())["epochs"] == EPOCHS + 1
 
 
 @pytest.mark.slow
-def test_eval_only_evaluates_the_best_checkpoint_without_training(reference, tmp_path):
+def test_eval_only_evaluates_the_best_checkpoint_without_training(reference, tmp_path, capsys):
     base = copy_run(reference, tmp_path)
     before = results(base), latest_prefix(base)
-    rc, out, err = run(base, "--eval_only")
+    rc, out, err = run_here(capsys, base, "--eval_only")
     assert rc == 0, err[-3000:]
     assert f"Evaluating {logs(base) / 'best'}" in out
     (path,) = glob.glob(str(base / "res" / "TINY_res" / "eval" / "acc*.pkl"))
     records = pickle.load(open(path, "rb"))
     assert len(records) == 3 * 2 and prec_from_records(records) == float(os.path.basename(path)[3:-4])
     assert (results(base), latest_prefix(base)) == before
-    rc, _, err = run(base, "--eval_only", "--checkpoint", str(base / "nowhere"))
+    rc, _, err = run_here(capsys, base, "--eval_only", "--checkpoint", str(base / "nowhere"))
     assert rc == 2 and err.strip().splitlines()[-1].startswith("error: --checkpoint")
 
 
 @pytest.mark.slow
-def test_eval_only_without_a_checkpoint_uses_fresh_weights_and_warns_of_a_small_gallery(tmp_path):
+def test_eval_only_without_a_checkpoint_uses_fresh_weights_and_warns_of_a_small_gallery(tmp_path, capsys):
     make_dataset(str(tmp_path / "datasets" / "TINY"), n_img=1)  # 3 gallery images < K = 5
-    rc, out, err = run(tmp_path, "--eval_only")
+    rc, out, err = run_here(capsys, tmp_path, "--eval_only")
     assert rc == 0, err[-3000:]
     assert "fewer than K = 5" in err and "freshly initialised weights" in err
     assert glob.glob(str(tmp_path / "res" / "TINY_res" / "eval" / "acc*.pkl"))
@@ -315,24 +327,24 @@ def test_two_runs_with_other_logs_folders_cannot_share_a_results_folder(tmp_path
 
 
 @pytest.mark.slow
-def test_a_new_run_into_a_results_folder_holding_another_runs_dumps_is_refused(tmp_path):
+def test_a_new_run_into_a_results_folder_holding_another_runs_dumps_is_refused(tmp_path, capsys):
     """One unnamed run after another, other logs folders, the same results folder: the second is
     refused before it writes anything; the first goes on with --resume."""
     base = new_base(tmp_path)
     first = ["--logs_dir", str(base / "A")]
-    assert run(base, "--epochs", "1", *first)[0] == 0
+    assert run_here(capsys, base, "--epochs", "1", *first)[0] == 0
     res = base / "res" / "TINY_res"
     before = {p.name: p.read_bytes() for p in res.iterdir()}
-    rc, _, err = run(base, "--epochs", "1", "--seed", "1", "--logs_dir", str(base / "B"))
+    rc, _, err = run_here(capsys, base, "--epochs", "1", "--seed", "1", "--logs_dir", str(base / "B"))
     lines = err.strip().splitlines()
     assert rc == 2 and lines[-1].startswith(f"error: {res} holds the dumps of another run (acc")
     assert "--run_name" in lines[-1] and f"delete {base / 'B' / 'TINY_logs'} and {res}" in lines[-1]
     assert {p.name: p.read_bytes() for p in res.iterdir()} == before
     assert not (base / "B" / "TINY_logs" / "history.csv").exists()
-    rc, _, err = run(base, "--epochs", "1", "--resume", "--logs_dir", str(base / "B"))  # nothing of B's to resume
+    rc, _, err = run_here(capsys, base, "--epochs", "1", "--resume", "--logs_dir", str(base / "B"))  # nothing of B's to resume
     assert rc == 2 and err.strip().splitlines()[-1].startswith(f"error: {res} holds the dumps of another run")
     assert {p.name: p.read_bytes() for p in res.iterdir()} == before
-    rc, out, err = run(base, "--epochs", "2", "--resume", *first)
+    rc, out, err = run_here(capsys, base, "--epochs", "2", "--resume", *first)
     assert rc == 0 and "Resuming from round 1" in out, err
 
 
