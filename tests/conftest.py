@@ -87,8 +87,19 @@ def run_tool(name, argv):
 def tool_here(capsys, tool, *args):
     """tool_process's run, in this process (for tests whose question is not the process): an
     object with .returncode, .stdout and .stderr."""
+    return _here(capsys, lambda: run_tool(tool, args))
+
+
+def run_exp_here(capsys, base, *args):
+    """run_exp_command's run (run_exp.py's command line) in this process: .returncode, .stdout, .stderr."""
+    from zscrgan import cli
+    cmd, _ = run_exp_command(base, *args)
+    return _here(capsys, lambda: cli.main(cmd[2:], prog="run_exp.py", only="train"))
+
+
+def _here(capsys, call):
     import types
-    status = run_tool(tool, args)
+    status = call()
     said = capsys.readouterr()
     return types.SimpleNamespace(returncode=status, stdout=said.out, stderr=said.err)
 

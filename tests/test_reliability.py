@@ -20,7 +20,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_FLAGS, dump_bytes, history_rows, make_dataset, run_exp_command
+from conftest import ROOT, TINY_FLAGS, dump_bytes, history_rows, make_dataset, run_exp_command, run_exp_here
 from zscrgan.model.metrics import prec_from_records
 from zscrgan.files import LockHeld, RunLock
 from zscrgan.results.run import run_dirs
@@ -44,12 +44,9 @@ def run(base, *args, fault=None):
 
 
 def run_here(capsys, base, *args):
-    """run's command line (run_exp.py's flags) in this process: (status, stdout, stderr)."""
-    from zscrgan import cli
-    cmd, _ = run_exp_command(base, *FLAGS, *args)
-    status = cli.main(cmd[2:], prog="run_exp.py", only="train")
-    said = capsys.readouterr()
-    return status, said.out, said.err
+    """run's command line in this process: (status, stdout, stderr)."""
+    proc = run_exp_here(capsys, base, *FLAGS, *args)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def new_base(path):

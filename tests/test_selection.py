@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import TINY_FLAGS, dump_bytes, history_rows, make_dataset, run_exp_command, tiny_config
+from conftest import TINY_FLAGS, dump_bytes, history_rows, make_dataset, run_exp_command, run_exp_here, tiny_config
 from zscrgan.config import ConfigError
 from zscrgan.data.dataset import DatasetError, load_dataset
 from zscrgan.model.metrics import prec_from_records
@@ -33,6 +33,11 @@ VAL = ["--val_classes", "3", "--select", "val"]
 def start(base, *args, fault=None):
     cmd, env = run_exp_command(base, *FLAGS, *args, fault=fault)
     return subprocess.run(cmd, cwd=str(base), env=env, capture_output=True, text=True, timeout=600)
+
+
+def start_here(capsys, base, *args):
+    """start's run in this process."""
+    return run_exp_here(capsys, base, *FLAGS, *args)
 
 
 def new_base(path, n_train=7):
@@ -187,7 +192,7 @@ def test_select_val_dumps_the_test_retrieval_of_the_selected_round(full):
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_ends_as_the_uninterrupted_run(full, tmp_path):
+def test_killed_and_resumed_ends_as_the_uninterrupted_run(full, tmp_path, capsys):
     """Killed part-way (a SIGKILL before round `kill`'s latest checkpoint) and resumed, a run with
     patience ends at the same round with the same history, best checkpoint round and dumps."""
     rows = history(full[0])
@@ -198,13 +203,13 @@ def test_killed_and_resumed_ends_as_the_uninterrupted_run(full, tmp_path):
     assert killed.returncode == -9
     assert len(history(base)) == kill  # the row of the killed round, not yet checkpointed
     assert CheckpointSlot(str(logs(base) / "latest")).current().endswith(f"ckpt-{kill - 1}")
-    proc = start(base, *args, "--resume")
+    proc = start_here(capsys, base, *args, "--resume")  # the resume and the refusal: in this process
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"Resuming from round {kill - 1}" in proc.stdout
     assert history(base) == rows
     assert best_checkpoint_round(base) == best_checkpoint_round(full[0]) and dumps(base) == dumps(full[0])
     before = snapshot(base)
-    refused = start(base, "--epochs", str(EPOCHS), "--select", "test", "--resume")
+    refused = start_here(capsys, base, "--epochs", str(EPOCHS), "--select", "test", "--resume")
     assert refused.returncode == 2 and "another model selection (select val -> test)" in refused.stderr
     assert snapshot(base) == before
 
