@@ -520,7 +520,8 @@ def test_dataset_configs_load(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["gbu", "synthetic"])
-def test_round_trip_prepare_then_train_one_round(gbu, tmp_path, source):
+def test_round_trip_prepare_then_train_one_round(gbu, tmp_path, source, capsys):
+    from zscrgan import cli
     datasets = tmp_path / "datasets"
     if source == "gbu":
         assert run(*gbu_args(gbu)) == 0
@@ -530,11 +531,9 @@ def test_round_trip_prepare_then_train_one_round(gbu, tmp_path, source):
         assert run("synthetic", "--like", "FLO", "--out", datasets / name,
                    "--images-per-class", "4", "--texts-per-class", "2") == 0
     results = tmp_path / "results"
-    proc = subprocess.run(
-        [sys.executable, "run_exp.py", "--dataset", name, "--datasets_dir", str(datasets),
-         "--results_dir", str(results), "--logs_dir", str(tmp_path / "logs"),
-         "--gf_dim", "8", "--df_dim", "8", "--embed_dim", "4", "--z_dim", "2", "--batch_size", "4",
-         "--e_steps", "2", "--m_steps", "2", "--epochs", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    status = cli.main(["--dataset", name, "--datasets_dir", str(datasets), "--results_dir", str(results),
+                       "--logs_dir", str(tmp_path / "logs"), "--gf_dim", "8", "--df_dim", "8", "--embed_dim", "4",
+                       "--z_dim", "2", "--batch_size", "4", "--e_steps", "2", "--m_steps", "2", "--epochs", "1"],
+                      prog="run_exp.py", only="train")
+    assert status == 0, capsys.readouterr().err[-2000:]
     assert glob.glob(str(results / f"{name}_res" / "acc*.pkl"))
