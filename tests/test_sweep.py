@@ -357,12 +357,22 @@ def test_a_gpu_share_or_whole_gpus_are_accepted(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(glob.glob("/proc/driver/nvidia/gpus/*")), reason="this machine has a GPU")
-def test_gpus_the_machine_lacks_are_refused_before_any_trial_starts(tmp_path, capsys):
-    """A share of a GPU as much as a whole one: Ray starts, finds no node with a GPU, and stops."""
+def test_gpus_the_machine_lacks_are_refused_before_any_trial_starts(tmp_path, capsys, monkeypatch):
+    """A share of a GPU as much as a whole one: Ray starts, finds no node with a GPU, and stops.
+    The whole GPU is checked against the nodes the first, real, start found (one Ray start)."""
     import ray
     make_dataset(str(tmp_path / "datasets" / "TINY"))
+    found, real_nodes = [], ray.nodes
+
+    def nodes():  # what the real start found, kept for the second case
+        found.extend([] if found else real_nodes())
+        return found
+
+    monkeypatch.setattr(ray, "nodes", nodes)
     try:
         for gpus in (0.25, 1):
+            if found:  # the second time: the nodes of the first start, without starting Ray again
+                monkeypatch.setattr(ray, "init", lambda *args, **kwargs: None)
             path = tmp_path / "s.yml"
             path.write_text(yaml.safe_dump({"datasets": ["TINY"], "seeds": [0], "resources": {"gpus": gpus},
                                             "set": {"datasets_dir": str(tmp_path / "datasets")}}))
