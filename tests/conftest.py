@@ -13,17 +13,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The tests' own XLA compile cache (zscrgan/run/compile_cache.py), not the user's: shared by the
-# session's runs and its subprocesses, kept between sessions in pytest's gitignored folder. It is
-# turned on here, before TensorFlow's runtime starts in this process (which reads TF_XLA_FLAGS
-# once), so that the runs made in the test's process use it as well as the processes it starts.
+# session's runs and its subprocesses, kept between sessions in pytest's gitignored folder.
 os.environ["ZSCRGAN_COMPILE_CACHE"] = os.path.join(ROOT, ".pytest_cache", "xla")
 os.environ["TF_XLA_FLAGS"] = " ".join(flag for flag in os.environ.get("TF_XLA_FLAGS", "").split()
                                       if not flag.startswith("--tf_xla_persistent_cache_directory="))
 
 from zscrgan import config as config_lib  # noqa: E402
-from zscrgan.run import compile_cache  # noqa: E402
-
-compile_cache.enable()
 from zscrgan.data.dataset import save_dataset  # noqa: E402
 from zscrgan.results.history import HISTORY_FILE, TIMING_COLUMNS  # noqa: E402
 
