@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import tool_here
+from conftest import tool_here, tool_process
 
 pytestmark = pytest.mark.slow
 
@@ -73,8 +73,8 @@ def test_tensorflow_alone_ranks_as_the_trainer_and_retrieve_noise(tiny_export, t
     labels = np.repeat([4, 5, 6], 6)  # gallery classes in order, 6 images each
     assert np.array_equal(labels[rows["tf_rows"]], trainer)
     out = tmp_path / "ranking.csv"
-    proc = tool_here(capsys, "retrieve", model, "--dataset", "TINY", "--datasets_dir", base / "datasets",
-                     "--results_dir", tmp_path / "res", "--noise", model / "check_noise.npz", "--k", 5, "--out", out)
+    proc = tool_process("retrieve", model, "--dataset", "TINY", "--datasets_dir", base / "datasets",  # Keras-less
+                        "--results_dir", tmp_path / "res", "--noise", model / "check_noise.npz", "--k", 5, "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = np.loadtxt(out, delimiter=",", skiprows=1)
     assert np.array_equal(table[:, 2].reshape(9, 5).astype(int), rows["np_rows"])
