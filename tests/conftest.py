@@ -104,14 +104,19 @@ def _here(capsys, call):
     return types.SimpleNamespace(returncode=status, stdout=said.out, stderr=said.err)
 
 
-def no_keras_path():
-    """A folder to put on PYTHONPATH whose `keras` fails on import (not as an ImportError, which
-    TensorFlow would catch): a process of ours that started TensorFlow with Keras fails."""
-    folder = os.path.join(ROOT, ".pytest_cache", "no_keras")
-    os.makedirs(os.path.join(folder, "keras"), exist_ok=True)
-    with open(os.path.join(folder, "keras", "__init__.py"), "w") as f:
-        f.write("raise RuntimeError('keras was imported: zscrgan's processes start TensorFlow without it')\n")
+def unimportable(name, error="RuntimeError"):
+    """A folder to put first on PYTHONPATH whose package `name` raises `error` on import."""
+    folder = os.path.join(ROOT, ".pytest_cache", f"no_{name}_{error}")
+    os.makedirs(os.path.join(folder, name), exist_ok=True)
+    with open(os.path.join(folder, name, "__init__.py"), "w") as f:
+        f.write(f"raise {error}('{name} was imported')\n")
     return folder
+
+
+def no_keras_path():
+    """unimportable Keras, not as an ImportError (which TensorFlow would catch): a process of
+    ours that started TensorFlow with Keras fails."""
+    return unimportable("keras")
 
 
 def run_exp_command(base, *args, fault=None):

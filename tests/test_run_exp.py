@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_FLAGS, make_dataset, run_tool
+from conftest import ROOT, TINY_FLAGS, make_dataset, run_exp_command, run_tool, unimportable
 from zscrgan.config import OPT_IN
 from zscrgan.data.dataset import save_dataset
 from zscrgan.model.metrics import prec_from_records
@@ -141,19 +141,16 @@ def test_nothing_to_do_and_a_refused_resume_start_no_tensorflow(tmp_path):
     """Both end before the model is built: with a `tensorflow` that cannot be imported first on
     the path, they still end as they should (a refusal is a fraction of a second, not a TensorFlow start)."""
     make_dataset(str(tmp_path / "datasets" / "TINY"))
-    poisoned = tmp_path / "poisoned" / "tensorflow"
-    poisoned.mkdir(parents=True)
-    (poisoned / "__init__.py").write_text("raise ImportError('tensorflow imported')\n")
-    env = dict(os.environ, PYTHONPATH=str(poisoned.parent))
-    common = [sys.executable, os.path.join(ROOT, "run_exp.py"), "--dataset", "TINY",
-              "--datasets_dir", str(tmp_path / "datasets"), "--logs_dir", str(tmp_path / "logs"),
-              "--results_dir", str(tmp_path / "res")]
-    run_poisoned = lambda *args: subprocess.run([*common, *args], capture_output=True, text=True, timeout=600,
-                                                cwd=str(tmp_path), env=env)
+
+    def run_poisoned(*args):
+        cmd, env = run_exp_command(tmp_path, *args)
+        env["PYTHONPATH"] = unimportable("tensorflow", "ImportError")
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(tmp_path), env=env)
+
     proc = run_poisoned("--epochs", "0", *TINY_FLAGS)
     assert proc.returncode == 0 and "Nothing to do" in proc.stdout, proc.stderr[-2000:]
     proc = run_poisoned("--resume", "--gf_dim", "16")
-    assert proc.returncode == 2 and "tensorflow imported" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2 and "tensorflow was imported" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot resume")
 
 
